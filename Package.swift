@@ -1,0 +1,125 @@
+// swift-tools-version:6.2
+//
+// One package, eight stages. Each stage is an executable target under
+// `Stages/stage-N` (run it with `swift run stage-N`); everything that does not
+// change between stages lives once under `Sources/` and is imported.
+//
+// Dependencies are chosen per target on purpose: `swift run stage-1` builds
+// only what stage 1 needs (Hummingbird, GRDB, swift-argument-parser). Nothing
+// here pulls in TLS, so no copy of BoringSSL is compiled.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "shop-migration",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "stage-1", targets: ["Stage1"]),
+        .executable(name: "loadgen", targets: ["LoadGen"]),
+    ],
+    dependencies: [
+        // Hummingbird's default traits pull in swift-configuration, which no
+        // stage uses; leaving them off keeps the first build shorter.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: Shared modules
+
+        /// The domain every stage shares: money, validation, test cards, the
+        /// order state machine, pricing, the contract's JSON shapes and errors.
+        /// Pure Swift: no I/O, no framework.
+        .target(name: "Common", swiftSettings: swiftSettings),
+
+        /// Password hashing (bcrypt) and signed tokens (JWT, HS256).
+        .target(
+            name: "Auth",
+            dependencies: [
+                "Common",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// HTTP plumbing every stage's entry point uses: the contract's error
+        /// body, request ids, structured logs, bearer tokens, command-line options.
+        .target(
+            name: "ShopServer",
+            dependencies: [
+                "Common", "Auth",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+
+        /// A small HTTP/1.1 client over SwiftNIO with keep-alive and timeouts,
+        /// plus a typed client of the contract. Used by the tests, the load
+        /// generator and (from stage 2) by one service calling another.
+        .target(
+            name: "ShopClient",
+            dependencies: [
+                "Common",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 1: the monolith
+
+        .executableTarget(
+            name: "Stage1",
+            dependencies: [
+                "Common", "Auth", "ShopServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Stages/stage-1",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tools
+
+        /// `swift run -c release loadgen`: concurrent customers against a running stage.
+        .executableTarget(
+            name: "LoadGen",
+            dependencies: [
+                "Common", "ShopClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+
+        /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Common", "ShopClient"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
+        .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
+        /// The characterization suite: black box over HTTP, one suite for every stage.
+        .testTarget(
+            name: "CharacterizationTests",
+            dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,98 @@
+import Foundation
+
+/// One JSON configuration for the whole project: times as ISO-8601 UTC with
+/// milliseconds (so "newest first" survives a round trip), keys sorted so
+/// that output is stable and diffable.
+public enum JSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamp.format(date))
+        }
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an ISO-8601 time")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Decodes a request body, turning Foundation's decoding errors into the
+    /// contract's 400 whose message names the offending field
+    /// (`items[0].quantity must be an integer`).
+    public static func decodeRequest<T: Decodable>(_ type: T.Type, from data: Data) throws(ShopError) -> T {
+        if data.isEmpty { throw ShopError(.invalidRequest, "the request body must be a JSON object") }
+        do {
+            return try decoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw ShopError(.invalidRequest, "the request body is not valid JSON")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> ShopError {
+        func path(_ codingPath: [any CodingKey], adding key: (any CodingKey)? = nil) -> String {
+            var text = ""
+            for k in codingPath + (key.map { [$0] } ?? []) {
+                if let index = k.intValue { text += "[\(index)]" } else { text += text.isEmpty ? k.stringValue : "." + k.stringValue }
+            }
+            return text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return .invalid(path(context.codingPath, adding: key), "is required")
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            let field = path(context.codingPath)
+            return field.isEmpty
+                ? ShopError(.invalidRequest, "the request body must be a JSON object")
+                : .invalid(field, "must be \(typeName(type))")
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            if field.isEmpty { return ShopError(.invalidRequest, "the request body is not valid JSON") }
+            // Foundation reports a number too large for Int this way.
+            return .invalid(field, "has a value that is not allowed here (\(context.debugDescription.prefix(80)))")
+        @unknown default:
+            return ShopError(.invalidRequest, "the request body could not be read")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "an integer"
+        case is Bool.Type: "true or false"
+        case is Double.Type: "a number"
+        default:
+            String(describing: type).hasPrefix("Array") ? "an array" : "an object"
+        }
+    }
+}
+
+/// ISO-8601 in UTC with milliseconds: `2026-11-24T21:11:07.123Z`.
+public enum Timestamp {
+    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    private static let plain = Date.ISO8601FormatStyle()
+
+    public static func format(_ date: Date) -> String { style.format(date) }
+
+    public static func parse(_ text: String) -> Date? {
+        (try? style.parse(text)) ?? (try? plain.parse(text))
+    }
+
+    /// Times are kept to the millisecond everywhere, so that what the
+    /// database stores, what the JSON says and what a test compares agree.
+    public static func now() -> Date {
+        Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+    }
+}

@@ -1,0 +1,84 @@
+import Common
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+extension HTTPField.Name {
+    public static let requestId = HTTPField.Name("X-Request-Id")!
+    public static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}
+
+/// The one place where anything thrown by a handler becomes the contract's
+/// error body. Handlers throw `ShopError`; the framework's own errors (no
+/// route, body too large) and anything unexpected are mapped here too, so no
+/// request ever gets an answer outside the contract.
+///
+/// It also gives each request its id and writes one access-log line.
+public struct ContractMiddleware: RouterMiddleware {
+    public typealias Context = ShopRequestContext
+
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let requestId = request.headers[.requestId].flatMap(Self.acceptableRequestId) ?? ID.make("req")
+        context.requestId = requestId
+        context.logger[metadataKey: "request_id"] = .string(requestId)
+        let started = ContinuousClock.now
+
+        var response: Response
+        do {
+            // Refuse an announced oversized body before reading any of it.
+            if let length = request.headers[.contentLength].flatMap(Int.init), length > Limits.maxBodyBytes {
+                throw ShopError.payloadTooLarge
+            }
+            response = try await next(request, context)
+        } catch {
+            response = Self.response(for: error, request: request, logger: context.logger)
+        }
+        response.headers[.requestId] = requestId
+
+        let elapsed = ContinuousClock.now - started
+        context.logger.info("request", metadata: [
+            "method": .string(request.method.rawValue),
+            "path": .string(request.uri.path),
+            "status": .stringConvertible(response.status.code),
+            "ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+        ])
+        return response
+    }
+
+    /// Maps any error to a contract response.
+    public static func response(for error: any Error, request: Request, logger: Logger) -> Response {
+        let shopError: ShopError
+        switch error {
+        case let error as ShopError:
+            shopError = error
+        case is NIOTooManyBytesError:
+            shopError = .payloadTooLarge
+        case let error as HTTPError where error.status == .notFound:
+            shopError = ShopError(.notFound, "no resource at \(request.method.rawValue) \(request.uri.path)")
+        case let error as HTTPError where error.status == .contentTooLarge:
+            shopError = .payloadTooLarge
+        case let error as HTTPError where (400..<500).contains(error.status.code):
+            shopError = ShopError(.invalidRequest, error.body ?? "the request could not be understood")
+        default:
+            // A bug or a failed dependency, never bad input: log everything,
+            // tell the client only what it can use.
+            logger.error("unhandled error", metadata: ["error": .string(String(reflecting: error))])
+            shopError = ShopError(.internalError, "something went wrong on our side; quote the X-Request-Id header when reporting it")
+        }
+        return Reply.error(shopError)
+    }
+
+    /// Caller-supplied ids are logged, so keep them short and printable.
+    static func acceptableRequestId(_ raw: String) -> String? {
+        guard !raw.isEmpty, raw.count <= 128,
+              raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else { return nil }
+        return raw
+    }
+}

@@ -1,0 +1,18 @@
+import Common
+import Hummingbird
+import Logging
+
+/// What every request carries through the handlers of any stage: its id
+/// (also in every log line it causes) and a body limit of 1 MiB.
+public struct ShopRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// `X-Request-Id` from the caller, or one we make. Echoed in the
+    /// response and passed on to every service the request reaches.
+    public var requestId: String = ""
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    public var maxUploadSize: Int { Limits.maxBodyBytes }
+}

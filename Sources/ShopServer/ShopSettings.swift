@@ -1,0 +1,50 @@
+import Auth
+import Foundation
+import Logging
+
+/// Settings that are the same for every stage: the token secret, the first
+/// administrator, the bcrypt cost. All come from the environment.
+public struct ShopSettings: Sendable {
+    public var jwtSecret: String
+    public var tokenLifetimeSeconds: Int
+    public var adminEmail: String
+    public var adminPassword: String
+    public var bcryptCost: UInt8
+
+    public static let defaultAdminEmail = "admin@shop.local"
+    public static let defaultAdminPassword = "admin-password"
+
+    /// Reads the environment. `JWT_SECRET` unset means a development secret:
+    /// generated once, kept in the data folder (so tokens survive a
+    /// restart), and announced with a warning, because it must never reach
+    /// production.
+    public static func load(dataDir: URL, logger: Logger) throws -> ShopSettings {
+        let secret: String
+        if let fromEnv = Environment.string("JWT_SECRET") {
+            secret = fromEnv
+        } else {
+            let file = dataDir.appendingPathComponent("dev-jwt-secret")
+            if let existing = try? String(contentsOf: file, encoding: .utf8), existing.count >= 32 {
+                secret = existing
+            } else {
+                var rng = SystemRandomNumberGenerator()
+                secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+                try secret.write(to: file, atomically: true, encoding: .utf8)
+            }
+            logger.warning("JWT_SECRET is not set: using a generated development secret", metadata: ["file": .string(file.path)])
+        }
+        let adminPassword = Environment.string("ADMIN_PASSWORD") ?? defaultAdminPassword
+        if adminPassword == defaultAdminPassword {
+            logger.warning("the administrator uses the default password: set ADMIN_PASSWORD")
+        }
+        return ShopSettings(
+            jwtSecret: secret,
+            tokenLifetimeSeconds: Environment.int("TOKEN_LIFETIME_SECONDS") ?? 3600,
+            adminEmail: Environment.string("ADMIN_EMAIL") ?? defaultAdminEmail,
+            adminPassword: adminPassword,
+            bcryptCost: UInt8(clamping: Environment.int("BCRYPT_COST") ?? 10))
+    }
+
+    public var signer: TokenSigner { TokenSigner(secret: jwtSecret, lifetimeSeconds: tokenLifetimeSeconds) }
+    public var hasher: PasswordHasher { PasswordHasher(cost: bcryptCost) }
+}

@@ -1,0 +1,13 @@
+import Common
+import Hummingbird
+import ShopServer
+
+struct NotificationController: Sendable {
+    let notifications: NotificationService
+    let auth: Authenticator
+
+    func list(_ request: Request, context: ShopRequestContext) async throws -> Response {
+        let principal = try auth.principal(request, context: context)
+        return Reply.json(API.ItemList(items: try await notifications.list(userId: principal.userId)))
+    }
+}

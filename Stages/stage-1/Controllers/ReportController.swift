@@ -1,0 +1,22 @@
+import Common
+import GRDB
+import Hummingbird
+import ShopServer
+
+struct ReportController: Sendable {
+    let reports: ReportService
+    let db: DatabasePool
+    let auth: Authenticator
+
+    func sales(_ request: Request, context: ShopRequestContext) async throws -> Response {
+        _ = try auth.admin(request, context: context)
+        return Reply.json(try await reports.sales())
+    }
+
+    /// The monolith has one dependency, its database: healthy if it answers.
+    func health(_ request: Request, context: ShopRequestContext) async throws -> Response {
+        let database: API.ServiceState = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1 ? .up : .down
+        let health = API.Health(stage: 1, services: ["monolith": .up, "database": database])
+        return Reply.json(health, status: health.isHealthy ? .ok : .serviceUnavailable)
+    }
+}

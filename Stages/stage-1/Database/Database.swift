@@ -1,0 +1,122 @@
+import Foundation
+import GRDB
+
+/// The monolith's one database: every table of every concern in one SQLite
+/// file. That is what makes stage 1 simple (one transaction can touch
+/// orders, stock and payments at once) and what later stages take apart.
+enum ShopDatabase {
+    static func open(at url: URL) throws -> DatabasePool {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            // WAL (DatabasePool's default) lets reads run beside the single
+            // writer. NORMAL sync is durable across a process crash, which is
+            // the failure this workshop cares about; FULL would also survive
+            // a power cut, at about a sixth of the write rate.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        let pool = try DatabasePool(path: url.path, configuration: config)
+        try migrator.migrate(pool)
+        return pool
+    }
+
+    /// Named migrations; a shipped one never changes (add a new one instead).
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: the whole shop") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL,
+                    emailKey TEXT NOT NULL UNIQUE,          -- lowercased: emails compare case-insensitively
+                    name TEXT NOT NULL,
+                    passwordHash TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    createdAt DATETIME NOT NULL
+                );
+                CREATE TABLE products (
+                    id TEXT PRIMARY KEY,
+                    sku TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    priceCents INTEGER NOT NULL CHECK (priceCents > 0),
+                    createdAt DATETIME NOT NULL,
+                    updatedAt DATETIME NOT NULL
+                );
+                -- The CHECKs are the last line of defence against overselling:
+                -- even a bug in the code cannot drive stock below zero.
+                CREATE TABLE inventory (
+                    productId TEXT PRIMARY KEY REFERENCES products(id),
+                    available INTEGER NOT NULL CHECK (available >= 0),
+                    reserved INTEGER NOT NULL CHECK (reserved >= 0)
+                );
+                CREATE TABLE orders (
+                    id TEXT PRIMARY KEY,
+                    userId TEXT NOT NULL REFERENCES users(id),
+                    status TEXT NOT NULL,
+                    cancelReason TEXT,
+                    totalCents INTEGER NOT NULL,
+                    paymentStatus TEXT NOT NULL,
+                    chargedCents INTEGER NOT NULL,
+                    refundedCents INTEGER NOT NULL,
+                    cardLast4 TEXT NOT NULL,
+                    idempotencyKey TEXT,
+                    requestFingerprint TEXT NOT NULL,
+                    createdAt DATETIME NOT NULL,
+                    updatedAt DATETIME NOT NULL,
+                    UNIQUE (userId, idempotencyKey)
+                );
+                CREATE INDEX orders_by_user ON orders(userId, createdAt);
+                CREATE INDEX orders_by_status ON orders(status);
+                CREATE TABLE order_items (
+                    orderId TEXT NOT NULL REFERENCES orders(id),
+                    line INTEGER NOT NULL,
+                    productId TEXT NOT NULL,
+                    sku TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    quantity INTEGER NOT NULL,
+                    unitPriceCents INTEGER NOT NULL,
+                    lineTotalCents INTEGER NOT NULL,
+                    PRIMARY KEY (orderId, line)
+                );
+                -- The card is kept only while its charge is undecided, so that a
+                -- restart can finish the charge of an order caught mid-request.
+                CREATE TABLE pending_charges (
+                    orderId TEXT PRIMARY KEY REFERENCES orders(id),
+                    card TEXT NOT NULL
+                );
+                -- One row per money movement. UNIQUE(orderId, kind): an order is
+                -- charged at most once and refunded at most once, whatever retries.
+                CREATE TABLE payments (
+                    id TEXT PRIMARY KEY,
+                    orderId TEXT NOT NULL REFERENCES orders(id),
+                    kind TEXT NOT NULL,                     -- charge | refund
+                    outcome TEXT NOT NULL,                  -- captured | declined | refunded
+                    amountCents INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    createdAt DATETIME NOT NULL,
+                    UNIQUE (orderId, kind)
+                );
+                CREATE TABLE notifications (
+                    id TEXT PRIMARY KEY,
+                    userId TEXT NOT NULL REFERENCES users(id),
+                    kind TEXT NOT NULL,
+                    orderId TEXT,
+                    channel TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    createdAt DATETIME NOT NULL
+                );
+                -- Exactly one notification of a kind per order (per user for welcome).
+                CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
+                CREATE TABLE invoices (
+                    orderId TEXT PRIMARY KEY REFERENCES orders(id),
+                    number INTEGER NOT NULL UNIQUE,
+                    html TEXT NOT NULL,
+                    createdAt DATETIME NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

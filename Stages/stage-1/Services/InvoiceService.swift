@@ -1,0 +1,19 @@
+import Common
+import Foundation
+import GRDB
+
+/// Generates the HTML invoice when an order is confirmed, in the same
+/// transaction. Stage 5 turns this into a background job.
+struct InvoiceService: Sendable {
+    let db: DatabasePool
+
+    func generate(for order: API.Order, customer: UserRecord, in db: Database) throws {
+        let next = (try Int.fetchOne(db, sql: "SELECT max(number) FROM invoices") ?? 0) + 1
+        let html = InvoiceDocument.html(number: InvoiceDocument.number(next), order: order, customer: customer.api)
+        try InvoiceRecord(orderId: order.id, number: next, html: html, createdAt: Timestamp.now()).insert(db, onConflict: .ignore)
+    }
+
+    func html(orderId: String) async throws -> String? {
+        try await db.read { db in try InvoiceRecord.fetchOne(db, key: orderId)?.html }
+    }
+}

@@ -1,0 +1,259 @@
+import Auth
+import Common
+import Foundation
+import GRDB
+import Logging
+
+/// Placing, reading, cancelling and shipping orders: the whole checkout,
+/// synchronously, in the customer's request.
+///
+/// One order goes through two transactions of the one database:
+///   1. insert the order, reserve its stock (or cancel it: out of stock);
+///   2. after charging the card, confirm (stock sold, invoice, email) or
+///      cancel (stock released, email).
+/// The charge sits between them, outside any transaction, because holding
+/// the single SQLite writer while a payment provider thinks would stop every
+/// other checkout. If the process dies between 1 and 2, the order is still
+/// `pending` with its stock reserved; `resumePendingCharges` finishes it at
+/// the next start.
+struct OrderService: Sendable {
+    let db: DatabasePool
+    let catalog: CatalogService
+    let inventory: InventoryService
+    let payments: PaymentService
+    let notifications: NotificationService
+    let invoices: InvoiceService
+
+    enum Placement { case created(API.Order), replayed(API.Order) }
+
+    func place(
+        _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger
+    ) async throws -> Placement {
+        let valid = try ValidOrderRequest(request)
+        if let key = idempotencyKey, let earlier = try await order(userId: principal.userId, idempotencyKey: key) {
+            return try await replay(earlier, for: valid)
+        }
+        let catalogue = try await catalog.products(ids: valid.lines.map(\.productId))
+        let items = try Pricing.price(valid, catalogue: catalogue)
+
+        let now = Timestamp.now()
+        let orderId = ID.make(ID.order)
+        let order = OrderRecord(
+            id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
+            totalCents: items.reduce(0) { $0 + $1.lineTotalCents }, paymentStatus: .pending,
+            chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4,
+            idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
+        let lines = items.enumerated().map { index, item in
+            OrderItemRecord(
+                orderId: orderId, line: index + 1, productId: item.productId, sku: item.sku, name: item.name,
+                quantity: item.quantity, unitPriceCents: item.unitPriceCents, lineTotalCents: item.lineTotalCents)
+        }
+        var logger = logger
+        logger[metadataKey: "order_id"] = .string(orderId)
+
+        // Transaction 1: the order exists and its stock is held, or it is
+        // cancelled at once for lack of stock (no charge is attempted).
+        let stock: StockOutcome
+        do {
+            stock = try await db.write { [inventory, notifications] db in
+                try order.insert(db)
+                for line in lines { try line.insert(db) }
+                let stock = try inventory.reserve(lines, in: db)
+                switch stock {
+                case .reserved:
+                    try PendingChargeRecord(orderId: orderId, card: valid.card.digits).insert(db)
+                case .rejected:
+                    var cancelled = order
+                    cancelled.status = try order.status.cancelling()
+                    cancelled.cancelReason = .outOfStock
+                    try cancelled.update(db)
+                    let customer = try UserRecord.fetchOne(db, key: order.userId)!
+                    try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
+                }
+                return stock
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE && idempotencyKey != nil {
+            // Another request with the same key won the race: answer as a replay.
+            guard let earlier = try await self.order(userId: principal.userId, idempotencyKey: idempotencyKey!) else { throw error }
+            return try await replay(earlier, for: valid)
+        }
+        logger.info("order placed", metadata: ["stock": .string(stock.rawValue)])
+
+        if stock == .reserved {
+            let charge = await payments.charge(valid.card, orderId: orderId, logger: logger)
+            try await settle(orderId: orderId, payment: charge.outcome, attempts: charge.attempts, logger: logger)
+        }
+        return .created(try await load(orderId))
+    }
+
+    /// Transaction 2: apply the payment's outcome to a pending order.
+    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws {
+        try await db.write { [inventory, payments, notifications, invoices] db in
+            guard var order = try OrderRecord.fetchOne(db, key: orderId) else { return }
+            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).order(Column("line")).fetchAll(db)
+            let customer = try UserRecord.fetchOne(db, key: order.userId)!
+            _ = try PendingChargeRecord.deleteOne(db, key: orderId)
+            order.updatedAt = Timestamp.now()
+
+            guard order.status == .pending else {
+                // The customer cancelled while we were charging; the stock was
+                // released then. A capture that happened anyway is refunded:
+                // the compensation a saga would run, here in one transaction.
+                if payment == .captured {
+                    try payments.record(.charge, outcome: .captured, amount: order.totalCents, attempts: attempts, orderId: orderId, in: db)
+                    try payments.record(.refund, outcome: .refunded, amount: order.totalCents, attempts: 1, orderId: orderId, in: db)
+                    order.paymentStatus = .refunded
+                    order.chargedCents = order.totalCents
+                    order.refundedCents = order.totalCents
+                } else {
+                    order.paymentStatus = .declined
+                }
+                try order.update(db)
+                return
+            }
+
+            switch OrderDecision.decide(stock: .reserved, payment: payment)! {
+            case .confirm:
+                try inventory.commit(lines, in: db)
+                try payments.record(.charge, outcome: .captured, amount: order.totalCents, attempts: attempts, orderId: orderId, in: db)
+                order.status = try order.status.confirming()
+                order.paymentStatus = .captured
+                order.chargedCents = order.totalCents
+                try order.update(db)
+                try notifications.record(.orderConfirmed, to: customer, orderId: orderId, in: db)
+                try invoices.generate(for: order.api(items: lines), customer: customer, in: db)
+            case .cancel(let reason):
+                try inventory.release(lines, in: db)
+                try payments.record(.charge, outcome: .declined, amount: 0, attempts: attempts, orderId: orderId, in: db)
+                order.status = try order.status.cancelling()
+                order.cancelReason = reason
+                order.paymentStatus = .declined
+                try order.update(db)
+                try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
+            }
+        }
+        logger.info("order decided", metadata: ["payment": .string(payment.rawValue)])
+    }
+
+    /// Finishes orders whose charge was interrupted by a crash. Runs before
+    /// the server accepts requests.
+    func resumePendingCharges(logger: Logger) async throws {
+        let pending = try await db.read { db in try PendingChargeRecord.fetchAll(db) }
+        for charge in pending {
+            var logger = logger
+            logger[metadataKey: "order_id"] = .string(charge.orderId)
+            logger.notice("resuming an order interrupted before its charge was decided")
+            let card = try CardNumber(charge.card)
+            let result = await payments.charge(card, orderId: charge.orderId, logger: logger)
+            try await settle(orderId: charge.orderId, payment: result.outcome, attempts: result.attempts, logger: logger)
+        }
+    }
+
+    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
+        try await db.write { [inventory, payments, notifications] db in
+            guard var order = try OrderRecord.fetchOne(db, key: orderId), Self.visible(order, to: principal) else {
+                throw ShopError.notFound("order \(orderId)")
+            }
+            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).fetchAll(db)
+            let previous = order.status
+            order.status = try order.status.cancelling()
+            order.cancelReason = .customerRequest
+            order.updatedAt = Timestamp.now()
+            if previous == .confirmed {
+                // Refund in full, and the units go back on the shelf.
+                try inventory.putBack(lines, in: db)
+                try payments.record(.refund, outcome: .refunded, amount: order.chargedCents, attempts: 1, orderId: orderId, in: db)
+                order.paymentStatus = .refunded
+                order.refundedCents = order.chargedCents
+            } else {
+                // Still pending: release the reservation; `settle` refunds a
+                // charge that completes after this.
+                try inventory.release(lines, in: db)
+            }
+            try order.update(db)
+            let customer = try UserRecord.fetchOne(db, key: order.userId)!
+            try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
+            return order.api(items: lines)
+        }
+    }
+
+    func ship(orderId: String) async throws -> API.Order {
+        try await db.write { [notifications] db in
+            guard var order = try OrderRecord.fetchOne(db, key: orderId) else { throw ShopError.notFound("order \(orderId)") }
+            order.status = try order.status.shipping()
+            order.updatedAt = Timestamp.now()
+            try order.update(db)
+            let customer = try UserRecord.fetchOne(db, key: order.userId)!
+            try notifications.record(.orderShipped, to: customer, orderId: orderId, in: db)
+            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).order(Column("line")).fetchAll(db)
+            return order.api(items: lines)
+        }
+    }
+
+    func order(id: String, for principal: Principal) async throws -> API.Order {
+        let order = try await db.read { db in try OrderRecord.fetchOne(db, key: id) }
+        // Someone else's order answers exactly like a missing one.
+        guard let order, Self.visible(order, to: principal) else { throw ShopError.notFound("order \(id)") }
+        return try await load(order.id)
+    }
+
+    /// Newest first, a page at a time (`startingAfter` is the last id seen).
+    func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
+        try await db.read { db in
+            var request = OrderRecord.all()
+            if let userId { request = request.filter(Column("userId") == userId) }
+            if let cursorId = startingAfter {
+                guard let cursor = try Row.fetchOne(db, sql: "SELECT createdAt, rowid FROM orders WHERE id = ?", arguments: [cursorId]) else {
+                    throw ShopError.invalid("startingAfter", "is not an order id from a previous page")
+                }
+                request = request.filter(sql: "(createdAt, rowid) < (?, ?)", arguments: [cursor[0], cursor[1]])
+            }
+            let page = try request.order(Column("createdAt").desc, Column("rowid").desc).limit(limit + 1).fetchAll(db)
+            let orders = Array(page.prefix(limit))
+            return API.OrderList(items: try Self.withItems(orders, in: db), hasMore: page.count > limit)
+        }
+    }
+
+    func invoice(orderId: String, for principal: Principal) async throws -> String {
+        let order = try await self.order(id: orderId, for: principal)
+        guard let html = try await invoices.html(orderId: order.id) else {
+            throw ShopError(.invoiceNotReady, "order \(orderId) has no invoice: invoices exist once an order is confirmed")
+        }
+        return html
+    }
+
+    // MARK: Helpers
+
+    static func visible(_ order: OrderRecord, to principal: Principal) -> Bool {
+        principal.isAdmin || order.userId == principal.userId
+    }
+
+    private func order(userId: String, idempotencyKey: String) async throws -> OrderRecord? {
+        try await db.read { db in
+            try OrderRecord.filter(Column("userId") == userId && Column("idempotencyKey") == idempotencyKey).fetchOne(db)
+        }
+    }
+
+    /// Same key, same request: the same order again. Same key, another
+    /// request: the client has a bug, and guessing would hide it.
+    private func replay(_ earlier: OrderRecord, for request: ValidOrderRequest) async throws -> Placement {
+        guard earlier.requestFingerprint == request.fingerprint else {
+            throw ShopError(.idempotencyKeyReused, "this Idempotency-Key was already used with a different request; use a new key for a new order")
+        }
+        return .replayed(try await load(earlier.id))
+    }
+
+    func load(_ orderId: String) async throws -> API.Order {
+        try await db.read { db in
+            guard let order = try OrderRecord.fetchOne(db, key: orderId) else { throw ShopError.notFound("order \(orderId)") }
+            return try Self.withItems([order], in: db)[0]
+        }
+    }
+
+    static func withItems(_ orders: [OrderRecord], in db: Database) throws -> [API.Order] {
+        guard !orders.isEmpty else { return [] }
+        let lines = try OrderItemRecord.filter(orders.map(\.id).contains(Column("orderId"))).order(Column("line")).fetchAll(db)
+        let byOrder = Dictionary(grouping: lines, by: \.orderId)
+        return orders.map { $0.api(items: byOrder[$0.id] ?? []) }
+    }
+}
