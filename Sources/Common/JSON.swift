@@ -35,10 +35,43 @@ public enum JSON {
         do {
             return try decoder().decode(type, from: data)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               let field = firstNonIntegerNumber(in: data) {
+                // Foundation reports a fraction or an out-of-range number in
+                // an integer field as "not valid JSON", without a path. The
+                // body *is* valid JSON, so find the number and name its field.
+                throw ShopError.invalid(field, "must be an integer")
+            }
             throw describe(error)
         } catch {
             throw ShopError(.invalidRequest, "the request body is not valid JSON")
         }
+    }
+
+    /// The path of the first number in the document that is not a whole
+    /// number within Int64, or nil when the data is not JSON at all. Every
+    /// number in this contract is an integer (cents, quantities).
+    static func firstNonIntegerNumber(in data: Data) -> String? {
+        guard let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        func search(_ value: Any, _ path: String) -> String? {
+            switch value {
+            case let object as [String: Any]:
+                for key in object.keys.sorted() {
+                    if let found = search(object[key]!, path.isEmpty ? key : path + "." + key) { return found }
+                }
+            case let array as [Any]:
+                for (index, element) in array.enumerated() {
+                    if let found = search(element, path + "[\(index)]") { return found }
+                }
+            case let number as NSNumber:
+                let double = number.doubleValue
+                if double.rounded() != double || abs(double) > 9.2e18 { return path }
+            default:
+                break
+            }
+            return nil
+        }
+        return search(root, "")
     }
 
     static func describe(_ error: DecodingError) -> ShopError {

@@ -1,0 +1,201 @@
+import Common
+import Foundation
+import ShopClient
+
+/// What the characterization suite runs against: a stage of this project,
+/// started from its built executable, or any running implementation of
+/// the contract at a base URL (`SHOP_BASE_URL`), so a learner can check
+/// their own.
+public enum Target: Sendable, Hashable, CustomStringConvertible {
+    case stage(Int)
+    case external(String)
+
+    /// The stages that exist so far. Adding stage N to the suite is adding
+    /// N here.
+    public static let implementedStages = [1]
+
+    /// `SHOP_BASE_URL=http://host:port` tests that server only;
+    /// `SHOP_STAGES=1,3` picks stages; default: every implemented stage.
+    public static var selected: [Target] {
+        let env = ProcessInfo.processInfo.environment
+        if let url = env["SHOP_BASE_URL"], !url.isEmpty { return [.external(url)] }
+        if let list = env["SHOP_STAGES"], !list.isEmpty {
+            return list.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.map(Target.stage)
+        }
+        return implementedStages.map(Target.stage)
+    }
+
+    public var description: String {
+        switch self {
+        case .stage(let n): "stage \(n)"
+        case .external(let url): url
+        }
+    }
+
+    public var stageNumber: Int? {
+        if case .stage(let n) = self { return n }
+        return nil
+    }
+}
+
+/// A running shop and an administrator's session on it.
+public struct ShopUnderTest: Sendable {
+    public let target: Target
+    public let api: ShopAPI
+    public let admin: Session
+    /// The folder holding the stage's data and its log (`stage.log`).
+    public let dataDir: URL?
+
+    /// The shop for a target, started once per test run and shared by every
+    /// test (each test makes its own users and products, so they do not see
+    /// each other's data except in shop-wide figures).
+    public static func get(_ target: Target) async throws -> ShopUnderTest {
+        try await Registry.shared.shop(for: target)
+    }
+}
+
+/// Starts each target once, even when many tests ask at the same moment.
+actor Registry {
+    static let shared = Registry()
+    private var tasks: [Target: Task<ShopUnderTest, any Error>] = [:]
+
+    func shop(for target: Target) async throws -> ShopUnderTest {
+        if let task = tasks[target] { return try await task.value }
+        let task = Task { try await Launcher.start(target) }
+        tasks[target] = task
+        return try await task.value
+    }
+}
+
+public enum Launcher {
+    public static let adminEmail = ProcessInfo.processInfo.environment["SHOP_ADMIN_EMAIL"] ?? "admin@shop.local"
+    public static let adminPassword = ProcessInfo.processInfo.environment["SHOP_ADMIN_PASSWORD"] ?? "test-admin-password"
+
+    static func start(_ target: Target) async throws -> ShopUnderTest {
+        let http = HTTPClient(timeout: .seconds(30))
+        switch target {
+        case .external(let url):
+            let api = ShopAPI(baseURL: url, http: http)
+            return ShopUnderTest(target: target, api: api, admin: try await signIn(api), dataDir: nil)
+        case .stage(let n):
+            let process = try StageProcess.launch(stage: n)
+            let api = ShopAPI(baseURL: process.baseURL, http: http)
+            try await process.waitUntilHealthy(api)
+            return ShopUnderTest(target: target, api: api, admin: try await signIn(api), dataDir: process.dataDir)
+        }
+    }
+
+    static func signIn(_ api: ShopAPI) async throws -> Session {
+        let login = try await api.login(email: adminEmail, password: adminPassword)
+        return Session(user: login.user, token: login.token, password: adminPassword)
+    }
+}
+
+/// A stage's executable running as a child process.
+public final class StageProcess: Sendable {
+    public let baseURL: String
+    public let dataDir: URL
+    public let logFile: URL
+    private let process: Process
+    // Held until the test process exits: its closing is the child's signal
+    // to stop (see ShopServer's Lifeline), even if the tests crash.
+    private let lifeline: Pipe
+
+    private init(baseURL: String, dataDir: URL, logFile: URL, process: Process, lifeline: Pipe) {
+        self.baseURL = baseURL; self.dataDir = dataDir; self.logFile = logFile
+        self.process = process; self.lifeline = lifeline
+    }
+
+    /// Where `swift build` put the executables: `SHOP_BIN_DIR`, else the
+    /// folder of the running test bundle (they share `.build/debug`).
+    public static var binDir: URL {
+        if let dir = ProcessInfo.processInfo.environment["SHOP_BIN_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    public static func launch(stage: Int, extraEnvironment: [String: String] = [:]) throws -> StageProcess {
+        let executable = binDir.appendingPathComponent("stage-\(stage)")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw LaunchError("no executable at \(executable.path): build it first with `swift build --product stage-\(stage)` (scripts/test does)")
+        }
+        let dataDir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("shop-stage-\(stage)-\(ID.make("run").dropFirst(4))")
+        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        let logFile = dataDir.appendingPathComponent("stage.log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logFile)
+
+        let port = try FreePort.find()
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["--port", String(port), "--data-dir", dataDir.path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SHOP_EXIT_ON_STDIN_EOF"] = "1"
+        environment["ADMIN_EMAIL"] = Launcher.adminEmail
+        environment["ADMIN_PASSWORD"] = Launcher.adminPassword
+        environment["JWT_SECRET"] = "characterization-suite-secret-\(port)"
+        // The suite signs up hundreds of users; bcrypt's minimum cost keeps
+        // that fast. Hashing is still real bcrypt.
+        environment["BCRYPT_COST"] = environment["BCRYPT_COST"] ?? "4"
+        environment.merge(extraEnvironment) { $1 }
+        process.environment = environment
+        let lifeline = Pipe()
+        process.standardInput = lifeline
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return StageProcess(baseURL: "http://127.0.0.1:\(port)", dataDir: dataDir, logFile: logFile, process: process, lifeline: lifeline)
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    public func waitUntilHealthy(_ api: ShopAPI, within deadline: Duration = .seconds(60)) async throws {
+        do {
+            try await Poll.until("\(baseURL)/health answers 200", within: deadline, every: .milliseconds(50)) { () async throws -> Bool? in
+                guard self.process.isRunning else {
+                    throw LaunchError("the stage exited with status \(self.process.terminationStatus)")
+                }
+                return try await api.call("GET", "/health", timeout: .seconds(2)).status == 200 ? true : nil
+            }
+        } catch {
+            throw LaunchError("\(error)\n--- last lines of \(logFile.path) ---\n\(logTail())")
+        }
+    }
+
+    public func logTail(lines: Int = 40) -> String {
+        let text = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    /// Stops the stage as a process manager would (SIGTERM) and waits.
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+public struct LaunchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Asks the kernel for a free port on loopback. Another process could take
+/// it before the stage binds it; on a test machine that is rare enough.
+public enum FreePort {
+    public static func find() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LaunchError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw LaunchError("could not bind a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
