@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
+        .executable(name: "redis-bench", targets: ["RedisBench"]),
     ],
     dependencies: [
         // Hummingbird's default traits pull in swift-configuration, which no
@@ -65,6 +66,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// SQLite through GRDB, opened and queried the same way by every service.
+        .target(
+            name: "Storage",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Broker clients (C libraries from Debian, Swift over them)
+
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        /// Redis over hiredis: commands as argument vectors, pipelining, Lua
+        /// scripts, blocking pops, reconnection. Stage 5's job queue stands on it.
+        .target(
+            name: "Redis",
+            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
         /// A small HTTP/1.1 client over SwiftNIO with keep-alive and timeouts,
         /// plus a typed client of the contract. Used by the tests, the load
         /// generator and (from stage 2) by one service calling another.
@@ -84,8 +103,7 @@ let package = Package(
         .executableTarget(
             name: "Stage1",
             dependencies: [
-                "Common", "Auth", "ShopServer",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "Common", "Auth", "ShopServer", "Storage",
             ],
             path: "Stages/stage-1",
             exclude: ["README.md"],
@@ -104,6 +122,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// `swift run -c release redis-bench`: the Redis client's figures.
+        .executableTarget(name: "RedisBench", dependencies: ["Redis"], swiftSettings: swiftSettings),
+
         // MARK: Tests
 
         /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
@@ -115,6 +136,8 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
+        /// Against a real redis-server each suite starts, with redis-py as the peer.
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
         /// The characterization suite: black box over HTTP, one suite for every stage.
         .testTarget(
             name: "CharacterizationTests",

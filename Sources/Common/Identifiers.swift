@@ -4,12 +4,19 @@
 public enum ID {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")  // Crockford base32
 
-    /// `prefix_` followed by 20 random base32 characters (100 bits).
+    /// `prefix_` followed by 20 random base32 characters (100 bits). Two
+    /// 64-bit draws give 20 five-bit characters: each draw is a system call
+    /// for fresh randomness, and ids are made on every request.
     public static func make(_ prefix: String) -> String {
         var rng = SystemRandomNumberGenerator()
         var out = prefix + "_"
         out.reserveCapacity(prefix.count + 21)
-        for _ in 0..<20 { out.append(alphabet[Int(rng.next() % 32)]) }
+        for var bits in [rng.next(), rng.next()] {
+            for _ in 0..<10 {
+                out.append(alphabet[Int(bits & 31)])
+                bits >>= 5
+            }
+        }
         return out
     }
 

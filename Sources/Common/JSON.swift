@@ -126,6 +126,6 @@ public enum Timestamp {
     /// Times are kept to the millisecond everywhere, so that what the
     /// database stores, what the JSON says and what a test compares agree.
     public static func now() -> Date {
-        Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        Date(timeIntervalSinceReferenceDate: (Date().timeIntervalSinceReferenceDate * 1000).rounded(.down) / 1000)
     }
 }

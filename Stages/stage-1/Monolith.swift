@@ -1,7 +1,7 @@
 import Auth
 import Common
 import Foundation
-import GRDB
+import Storage
 import Hummingbird
 import Logging
 import ShopServer
@@ -20,7 +20,7 @@ enum Monolith {
             db: db, hasher: settings.hasher, signer: settings.signer, notifications: notifications,
             decoyHash: await settings.hasher.makeDecoy())
         let orders = OrderService(
-            db: db, catalog: catalog, inventory: InventoryService(), payments: PaymentService(retry: .inline),
+            db: db, inventory: InventoryService(), payments: PaymentService(retry: .inline),
             notifications: notifications, invoices: InvoiceService(db: db))
 
         try await accounts.ensureAdmin(email: settings.adminEmail, password: settings.adminPassword, logger: logger)

@@ -180,22 +180,33 @@ public struct LaunchError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Asks the kernel for a free port on loopback. Another process could take
-/// it before the stage binds it; on a test machine that is rare enough.
+/// Ports on loopback for tests.
 public enum FreePort {
+    /// Asks the kernel for a free port on loopback. Another process could
+    /// take it before the caller binds it; on a test machine that is rare enough.
     public static func find() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LaunchError("socket() failed") }
         defer { close(fd) }
+        guard let port = bindLoopback(fd) else { throw LaunchError("could not bind a free port") }
+        return port
+    }
+
+    /// Binds a socket to 127.0.0.1 on a port the kernel picks, optionally
+    /// listens, and answers the port (nil on failure).
+    public static func bindLoopback(_ fd: Int32, listenBacklog: Int32? = nil) -> Int? {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0
+                    && (listenBacklog.map { listen(fd, $0) == 0 } ?? true)
+                    && getsockname(fd, pointer, &length) == 0
+            }
         }
-        guard bound else { throw LaunchError("could not bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 }

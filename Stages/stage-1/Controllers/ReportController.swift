@@ -1,5 +1,5 @@
 import Common
-import GRDB
+import Storage
 import Hummingbird
 import ShopServer
 

@@ -1,23 +1,12 @@
 import Foundation
-import GRDB
+import Storage
 
 /// The monolith's one database: every table of every concern in one SQLite
 /// file. That is what makes stage 1 simple (one transaction can touch
 /// orders, stock and payments at once) and what later stages take apart.
 enum ShopDatabase {
     static func open(at url: URL) throws -> DatabasePool {
-        var config = Configuration()
-        config.prepareDatabase { db in
-            // WAL (DatabasePool's default) lets reads run beside the single
-            // writer. NORMAL sync is durable across a process crash, which is
-            // the failure this workshop cares about; FULL would also survive
-            // a power cut, at about a sixth of the write rate.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
-        }
-        let pool = try DatabasePool(path: url.path, configuration: config)
-        try migrator.migrate(pool)
-        return pool
+        try SQLiteStore.openPool(at: url, migrator: migrator)
     }
 
     /// Named migrations; a shipped one never changes (add a new one instead).

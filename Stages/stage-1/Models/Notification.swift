@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 struct NotificationRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "notifications"

@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "orders"
@@ -69,4 +69,16 @@ struct InvoiceRecord: Codable, FetchableRecord, PersistableRecord {
     var number: Int
     var html: String
     var createdAt: Date
+}
+
+extension OrderRecord {
+    static func find(_ id: String, in db: Database) throws -> OrderRecord? {
+        try fetchOne(db, cached: "SELECT * FROM orders WHERE id = ?", [id])
+    }
+}
+
+extension OrderItemRecord {
+    static func lines(of orderId: String, in db: Database) throws -> [OrderItemRecord] {
+        try fetchAll(db, cached: "SELECT * FROM order_items WHERE orderId = ? ORDER BY line", [orderId])
+    }
 }

@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 struct ProductRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "products"
@@ -24,4 +24,10 @@ struct InventoryRecord: Codable, FetchableRecord, PersistableRecord {
     var reserved: Int
 
     var api: API.Inventory { API.Inventory(productId: productId, available: available, reserved: reserved) }
+}
+
+extension ProductRecord {
+    static func find(ids: [String], in db: Database) throws -> [ProductRecord] {
+        try fetchAll(db, cached: "SELECT * FROM products WHERE id IN (\(Database.placeholders(ids.count)))", StatementArguments(ids))
+    }
 }

@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 /// A row of `users`. Models are plain records: they know their table and
 /// how they look in the contract, nothing about rules or HTTP.
@@ -15,4 +15,10 @@ struct UserRecord: Codable, FetchableRecord, PersistableRecord {
     var createdAt: Date
 
     var api: API.User { API.User(id: id, email: email, name: name, role: role) }
+}
+
+extension UserRecord {
+    static func find(_ id: String, in db: Database) throws -> UserRecord? {
+        try fetchOne(db, cached: "SELECT * FROM users WHERE id = ?", [id])
+    }
 }

@@ -1,7 +1,7 @@
 import Auth
 import Common
 import Foundation
-import GRDB
+import Storage
 import Logging
 
 /// Sign-up, sign-in and the current user. Stage 2 moves exactly this into

@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 /// Products and their stock figures. Stage 2 moves the catalogue into the
 /// product service; stock stays with orders until stage 4.
@@ -16,14 +16,6 @@ struct CatalogService: Sendable {
             throw ShopError.notFound("product \(id)")
         }
         return product.api
-    }
-
-    /// Several products at once, for pricing an order.
-    func products(ids: [String]) async throws -> [String: API.Product] {
-        try await db.read { db in
-            let records = try ProductRecord.filter(keys: ids).fetchAll(db)
-            return Dictionary(uniqueKeysWithValues: records.map { ($0.id, $0.api) })
-        }
     }
 
     func create(_ request: API.CreateProductRequest) async throws -> API.Product {

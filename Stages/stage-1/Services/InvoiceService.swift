@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 /// Generates the HTML invoice when an order is confirmed, in the same
 /// transaction. Stage 5 turns this into a background job.
@@ -8,7 +8,7 @@ struct InvoiceService: Sendable {
     let db: DatabasePool
 
     func generate(for order: API.Order, customer: UserRecord, in db: Database) throws {
-        let next = (try Int.fetchOne(db, sql: "SELECT max(number) FROM invoices") ?? 0) + 1
+        let next = (try Int.fetchOne(db, cached: "SELECT max(number) FROM invoices") ?? 0) + 1
         let html = InvoiceDocument.html(number: InvoiceDocument.number(next), order: order, customer: customer.api)
         try InvoiceRecord(orderId: order.id, number: next, html: html, createdAt: Timestamp.now()).insert(db, onConflict: .ignore)
     }

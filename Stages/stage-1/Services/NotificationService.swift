@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 
 /// Records the emails the shop would send. In the monolith it runs inside
 /// the caller's transaction: the notification exists if and only if the

@@ -1,7 +1,7 @@
 import Auth
 import Common
 import Foundation
-import GRDB
+import Storage
 import Logging
 
 /// Placing, reading, cancelling and shipping orders: the whole checkout,
@@ -18,7 +18,6 @@ import Logging
 /// the next start.
 struct OrderService: Sendable {
     let db: DatabasePool
-    let catalog: CatalogService
     let inventory: InventoryService
     let payments: PaymentService
     let notifications: NotificationService
@@ -33,66 +32,66 @@ struct OrderService: Sendable {
         if let key = idempotencyKey, let earlier = try await order(userId: principal.userId, idempotencyKey: key) {
             return try await replay(earlier, for: valid)
         }
-        let catalogue = try await catalog.products(ids: valid.lines.map(\.productId))
-        let items = try Pricing.price(valid, catalogue: catalogue)
-
-        let now = Timestamp.now()
         let orderId = ID.make(ID.order)
-        let order = OrderRecord(
-            id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
-            totalCents: items.reduce(0) { $0 + $1.lineTotalCents }, paymentStatus: .pending,
-            chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4,
-            idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
-        let lines = items.enumerated().map { index, item in
-            OrderItemRecord(
-                orderId: orderId, line: index + 1, productId: item.productId, sku: item.sku, name: item.name,
-                quantity: item.quantity, unitPriceCents: item.unitPriceCents, lineTotalCents: item.lineTotalCents)
-        }
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
 
-        // Transaction 1: the order exists and its stock is held, or it is
-        // cancelled at once for lack of stock (no charge is attempted).
-        let stock: StockOutcome
+        // Transaction 1: price the order, store it, hold its stock; or cancel
+        // it at once for lack of stock (no charge is attempted). Pricing
+        // inside the transaction means the prices copied into the order are
+        // exactly those in force when it was stored.
+        let placed: API.Order
         do {
-            stock = try await db.write { [inventory, notifications] db in
+            placed = try await db.write { [inventory, notifications] db in
+                let catalogue = try ProductRecord.find(ids: valid.lines.map(\.productId), in: db)
+                let items = try Pricing.price(valid, catalogue: Dictionary(uniqueKeysWithValues: catalogue.map { ($0.id, $0.api) }))
+                let now = Timestamp.now()
+                var order = OrderRecord(
+                    id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
+                    totalCents: items.reduce(0) { $0 + $1.lineTotalCents }, paymentStatus: .pending,
+                    chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4,
+                    idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
+                let lines = items.enumerated().map { index, item in
+                    OrderItemRecord(
+                        orderId: orderId, line: index + 1, productId: item.productId, sku: item.sku, name: item.name,
+                        quantity: item.quantity, unitPriceCents: item.unitPriceCents, lineTotalCents: item.lineTotalCents)
+                }
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
-                let stock = try inventory.reserve(lines, in: db)
-                switch stock {
+                switch try inventory.reserve(lines, in: db) {
                 case .reserved:
                     try PendingChargeRecord(orderId: orderId, card: valid.card.digits).insert(db)
                 case .rejected:
-                    var cancelled = order
-                    cancelled.status = try order.status.cancelling()
-                    cancelled.cancelReason = .outOfStock
-                    try cancelled.update(db)
-                    let customer = try UserRecord.fetchOne(db, key: order.userId)!
+                    order.status = try order.status.cancelling()
+                    order.cancelReason = .outOfStock
+                    try order.update(db)
+                    let customer = try UserRecord.find(order.userId, in: db)!
                     try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
                 }
-                return stock
+                return order.api(items: lines)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE && idempotencyKey != nil {
             // Another request with the same key won the race: answer as a replay.
             guard let earlier = try await self.order(userId: principal.userId, idempotencyKey: idempotencyKey!) else { throw error }
             return try await replay(earlier, for: valid)
         }
-        logger.info("order placed", metadata: ["stock": .string(stock.rawValue)])
+        logger.info("order placed", metadata: ["status": .string(placed.status.rawValue)])
+        guard placed.status == .pending else { return .created(placed) }
 
-        if stock == .reserved {
-            let charge = await payments.charge(valid.card, orderId: orderId, logger: logger)
-            try await settle(orderId: orderId, payment: charge.outcome, attempts: charge.attempts, logger: logger)
-        }
-        return .created(try await load(orderId))
+        let charge = await payments.charge(valid.card, orderId: orderId, logger: logger)
+        let decided = try await settle(orderId: orderId, payment: charge.outcome, attempts: charge.attempts, logger: logger)
+        return .created(decided ?? placed)
     }
 
-    /// Transaction 2: apply the payment's outcome to a pending order.
-    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws {
-        try await db.write { [inventory, payments, notifications, invoices] db in
-            guard var order = try OrderRecord.fetchOne(db, key: orderId) else { return }
-            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).order(Column("line")).fetchAll(db)
-            let customer = try UserRecord.fetchOne(db, key: order.userId)!
-            _ = try PendingChargeRecord.deleteOne(db, key: orderId)
+    /// Transaction 2: apply the payment's outcome to a pending order, and
+    /// answer the order as it now is.
+    @discardableResult
+    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
+        let order: API.Order? = try await db.write { [inventory, payments, notifications, invoices] db in
+            guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
+            let lines = try OrderItemRecord.lines(of: orderId, in: db)
+            let customer = try UserRecord.find(order.userId, in: db)!
+            try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [orderId])
             order.updatedAt = Timestamp.now()
 
             guard order.status == .pending else {
@@ -109,7 +108,7 @@ struct OrderService: Sendable {
                     order.paymentStatus = .declined
                 }
                 try order.update(db)
-                return
+                return order.api(items: lines)
             }
 
             switch OrderDecision.decide(stock: .reserved, payment: payment)! {
@@ -131,8 +130,10 @@ struct OrderService: Sendable {
                 try order.update(db)
                 try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
             }
+            return order.api(items: lines)
         }
-        logger.info("order decided", metadata: ["payment": .string(payment.rawValue)])
+        logger.info("order decided", metadata: ["status": .string(order?.status.rawValue ?? "missing")])
+        return order
     }
 
     /// Finishes orders whose charge was interrupted by a crash. Runs before
@@ -151,10 +152,10 @@ struct OrderService: Sendable {
 
     func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
         try await db.write { [inventory, payments, notifications] db in
-            guard var order = try OrderRecord.fetchOne(db, key: orderId), Self.visible(order, to: principal) else {
+            guard var order = try OrderRecord.find(orderId, in: db), Self.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
             }
-            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).fetchAll(db)
+            let lines = try OrderItemRecord.lines(of: orderId, in: db)
             let previous = order.status
             order.status = try order.status.cancelling()
             order.cancelReason = .customerRequest
@@ -171,7 +172,7 @@ struct OrderService: Sendable {
                 try inventory.release(lines, in: db)
             }
             try order.update(db)
-            let customer = try UserRecord.fetchOne(db, key: order.userId)!
+            let customer = try UserRecord.find(order.userId, in: db)!
             try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
             return order.api(items: lines)
         }
@@ -179,22 +180,25 @@ struct OrderService: Sendable {
 
     func ship(orderId: String) async throws -> API.Order {
         try await db.write { [notifications] db in
-            guard var order = try OrderRecord.fetchOne(db, key: orderId) else { throw ShopError.notFound("order \(orderId)") }
+            guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()
             order.updatedAt = Timestamp.now()
             try order.update(db)
-            let customer = try UserRecord.fetchOne(db, key: order.userId)!
+            let customer = try UserRecord.find(order.userId, in: db)!
             try notifications.record(.orderShipped, to: customer, orderId: orderId, in: db)
-            let lines = try OrderItemRecord.filter(Column("orderId") == orderId).order(Column("line")).fetchAll(db)
+            let lines = try OrderItemRecord.lines(of: orderId, in: db)
             return order.api(items: lines)
         }
     }
 
     func order(id: String, for principal: Principal) async throws -> API.Order {
-        let order = try await db.read { db in try OrderRecord.fetchOne(db, key: id) }
-        // Someone else's order answers exactly like a missing one.
-        guard let order, Self.visible(order, to: principal) else { throw ShopError.notFound("order \(id)") }
-        return try await load(order.id)
+        try await db.read { db in
+            // Someone else's order answers exactly like a missing one.
+            guard let order = try OrderRecord.find(id, in: db), Self.visible(order, to: principal) else {
+                throw ShopError.notFound("order \(id)")
+            }
+            return order.api(items: try OrderItemRecord.lines(of: id, in: db))
+        }
     }
 
     /// Newest first, a page at a time (`startingAfter` is the last id seen).
@@ -245,8 +249,8 @@ struct OrderService: Sendable {
 
     func load(_ orderId: String) async throws -> API.Order {
         try await db.read { db in
-            guard let order = try OrderRecord.fetchOne(db, key: orderId) else { throw ShopError.notFound("order \(orderId)") }
-            return try Self.withItems([order], in: db)[0]
+            guard let order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
+            return order.api(items: try OrderItemRecord.lines(of: orderId, in: db))
         }
     }
 

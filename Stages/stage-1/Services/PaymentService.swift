@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import GRDB
+import Storage
 import Logging
 
 /// Charges and refunds against the simulated card processor.

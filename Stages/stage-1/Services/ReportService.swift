@@ -1,5 +1,5 @@
 import Common
-import GRDB
+import Storage
 
 /// The sales report, straight from the order tables. In the monolith a
 /// report is one SQL query; stage 7 has to build it from a stream.

@@ -1,0 +1,57 @@
+import Foundation
+@_exported import GRDB
+
+/// Opening SQLite the same way in every service of every stage.
+public enum SQLiteStore {
+    /// A WAL database pool: many readers beside one writer.
+    ///
+    /// `synchronous = NORMAL`: in WAL mode a commit survives the process
+    /// being killed at any point (the failure this workshop exercises);
+    /// only a power cut can lose the last commits. FULL would also cover
+    /// that, at about a sixth of the write rate on these machines.
+    public static func openPool(at url: URL, migrator: DatabaseMigrator) throws -> DatabasePool {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        let pool = try DatabasePool(path: url.path, configuration: config)
+        try migrator.migrate(pool)
+        return pool
+    }
+}
+
+// Statements on the hot path are prepared once and reused: SQLite parses
+// and plans a statement in about as long as it runs a simple one, so
+// reusing them roughly halves the cost of a short transaction. GRDB keeps
+// one cache per connection, keyed by the SQL text.
+
+extension FetchableRecord {
+    public static func fetchOne(_ db: Database, cached sql: String, _ arguments: StatementArguments = []) throws -> Self? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+
+    public static func fetchAll(_ db: Database, cached sql: String, _ arguments: StatementArguments = []) throws -> [Self] {
+        try fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension DatabaseValueConvertible {
+    public static func fetchOne(_ db: Database, cached sql: String, _ arguments: StatementArguments = []) throws -> Self? {
+        try fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension Database {
+    /// Runs one cached statement and answers how many rows it changed.
+    @discardableResult
+    public func run(cached sql: String, _ arguments: StatementArguments = []) throws -> Int {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
+        return changesCount
+    }
+
+    /// `?, ?, ?` for an `IN (...)` of `count` values.
+    public static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Redis
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A redis-server for the tests: one started here on a free loopback port,
+/// or the one REDIS_URL / REDIS_PORT points at.
+///
+/// Started with `--daemonize yes --pidfile`, so it runs as its own process
+/// and the pid file is how we stop it (or kill it, for the reconnection
+/// tests). `--save ''` keeps it from writing dump files anywhere.
+final class RedisTestServer: Sendable {
+    let address: RedisAddress
+    /// nil when the server came from the environment: not ours to stop.
+    private let files: (pid: String, log: String)?
+
+    /// The server of the suite that is running, set by `.redisServer`.
+    @TaskLocal static var current: RedisTestServer?
+
+    private init(address: RedisAddress, files: (pid: String, log: String)?) {
+        self.address = address
+        self.files = files
+    }
+
+    var port: Int { address.port }
+
+    /// The environment's server if one is named, else a new one.
+    static func fromEnvironmentOrStart() async throws -> RedisTestServer {
+        let environment = ProcessInfo.processInfo.environment
+        if let url = environment["REDIS_URL"], !url.isEmpty {
+            return RedisTestServer(address: try RedisAddress(url: url), files: nil)
+        }
+        if let port = environment["REDIS_PORT"].flatMap(Int.init) {
+            return RedisTestServer(address: RedisAddress(host: "127.0.0.1", port: port), files: nil)
+        }
+        return try await start()
+    }
+
+    /// Starts a private server. Tests that kill the server always use one.
+    static func start(port: Int? = nil) async throws -> RedisTestServer {
+        let port = try port ?? freeLoopbackPort()
+        let directory = FileManager.default.temporaryDirectory.path
+        let server = RedisTestServer(
+            address: RedisAddress(host: "127.0.0.1", port: port),
+            files: (pid: "\(directory)/redis-test-\(port).pid", log: "\(directory)/redis-test-\(port).log")
+        )
+        try await server.launch()
+        return server
+    }
+
+    /// Runs `body` with a server of its own, stopped afterwards whatever
+    /// happens (a `defer` can't await, and an unstructured task might not
+    /// run before the test process exits, leaving the daemon behind).
+    static func withPrivateServer(_ body: (RedisTestServer) async throws -> Void) async throws {
+        let server = try await start()
+        do {
+            try await body(server)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    /// (Re)starts the process on this server's port and waits until it
+    /// answers PING.
+    func launch() async throws {
+        guard let files else { return }
+        guard let executable = Self.findExecutable("redis-server") else {
+            throw TestFailure("redis-server not found on PATH (apt-get install -y redis-server)")
+        }
+        try? FileManager.default.removeItem(atPath: files.pid)
+        // Not Foundation's Process: on Linux it learns that a child ended
+        // through a descriptor the child inherits, and the daemon keeps that
+        // open after the parent it forked from has exited, so the
+        // termination handler never runs.
+        let status = try await spawnAndWait(executable, [
+            "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "yes", "--pidfile", files.pid, "--logfile", files.log,
+        ])
+        guard status == 0 else {
+            throw TestFailure("redis-server exited with \(status) starting on port \(port); see \(files.log)")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let fast = RedisConfiguration(connectTimeout: .milliseconds(200), commandTimeout: .seconds(1))
+            if let connection = try? await RedisConnection.connect(to: address, configuration: fast),
+               (try? await connection.ping()) != nil {
+                connection.close()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("redis-server on port \(port) did not answer within 10 s; see \(files.log)")
+    }
+
+    /// Ends the process with `signal` (SIGKILL: no goodbye to clients) and
+    /// waits until it is gone, so the port is free for a restart.
+    func stop(signal: Int32 = SIGTERM) async {
+        guard let files,
+              let text = try? String(contentsOfFile: files.pid, encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return }
+        kill(pid, signal)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while isProcessRunning(pid), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        try? FileManager.default.removeItem(atPath: files.pid)
+    }
+
+    var canBeStopped: Bool { files != nil }
+
+    static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
+
+/// Suite trait: one server for the whole suite, torn down after it.
+/// Deliberately a SuiteTrait only (not a TestTrait), so the scope wraps the
+/// suite once rather than every test.
+struct RedisServerTrait: SuiteTrait, TestScoping {
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        let server = try await RedisTestServer.fromEnvironmentOrStart()
+        do {
+            try await RedisTestServer.$current.withValue(server) { try await function() }
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+}
+
+extension Trait where Self == RedisServerTrait {
+    static var redisServer: Self { RedisServerTrait() }
+}
+
+/// The suite's server, or a failed test that says why there is none.
+func currentServer() throws -> RedisTestServer {
+    guard let server = RedisTestServer.current else {
+        throw TestFailure("no Redis server: add .redisServer to the suite")
+    }
+    return server
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A key no other test uses, so tests need no FLUSHDB between them.
+func uniqueKey(_ name: String = #function) -> String {
+    "test:\(name.prefix(while: { $0 != "(" })):\(UInt32.random(in: 0...UInt32.max))"
+}
+
+/// A port nothing listens on right now.
+func freeLoopbackPort() throws -> Int { try FreePort.find() }
