@@ -69,7 +69,7 @@ let package = Package(
         /// SQLite through GRDB, opened and queried the same way by every service.
         .target(
             name: "Storage",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Common", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 

@@ -113,19 +113,85 @@ public enum JSON {
 }
 
 /// ISO-8601 in UTC with milliseconds: `2026-11-24T21:11:07.123Z`.
+///
+/// Written out from integer milliseconds rather than with Foundation's
+/// formatter: a `Date` is a Double, and a formatter that truncates the
+/// fraction prints 21:11:07.122 for a time stored as 21:11:07.1229999. Going
+/// through whole milliseconds makes format → parse → format exact.
 public enum Timestamp {
-    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-    private static let plain = Date.ISO8601FormatStyle()
+    public static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
 
-    public static func format(_ date: Date) -> String { style.format(date) }
-
-    public static func parse(_ text: String) -> Date? {
-        (try? style.parse(text)) ?? (try? plain.parse(text))
+    public static func format(_ date: Date) -> String {
+        let ms = milliseconds(date)
+        let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
+        let inDay = ms - days * 86_400_000
+        let (y, m, d) = civil(fromDays: days)
+        func pad(_ n: Int64, _ width: Int) -> String {
+            let s = String(n)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(inDay / 3_600_000, 2)):\(pad(inDay / 60_000 % 60, 2)):"
+            + "\(pad(inDay / 1000 % 60, 2)).\(pad(inDay % 1000, 3))Z"
     }
 
-    /// Times are kept to the millisecond everywhere, so that what the
-    /// database stores, what the JSON says and what a test compares agree.
+    /// Accepts `YYYY-MM-DDTHH:MM:SSZ` with an optional fraction of 1 to 9
+    /// digits (kept to the millisecond); UTC only.
+    public static func parse(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+              b[10] == UInt8(ascii: "T"), b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var n: Int64 = 0
+            for i in range {
+                guard (48...57).contains(b[i]) else { return nil }
+                n = n * 10 + Int64(b[i] - 48)
+            }
+            return n
+        }
+        guard let y = number(0..<4), let mo = number(5..<7), let d = number(8..<10),
+              let h = number(11..<13), let mi = number(14..<16), let s = number(17..<19),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        var ms: Int64 = 0
+        if b.count > 20 {
+            guard b[19] == UInt8(ascii: "."), b.count - 21 >= 1, b.count - 21 <= 9,
+                  let fraction = number(20..<(b.count - 1)) else { return nil }
+            var scaled = fraction
+            var digits = b.count - 21
+            while digits > 3 { scaled /= 10; digits -= 1 }
+            while digits < 3 { scaled *= 10; digits += 1 }
+            ms = scaled
+        } else if b.count != 20 {
+            return nil
+        }
+        let total = ((days(fromCivil: y, mo, d) * 24 + h) * 60 + mi) * 60 + s
+        return Date(timeIntervalSince1970: Double(total * 1000 + ms) / 1000)
+    }
+
+    /// Now, to the millisecond, so that what is stored, sent and compared agree.
     public static func now() -> Date {
-        Date(timeIntervalSinceReferenceDate: (Date().timeIntervalSinceReferenceDate * 1000).rounded(.down) / 1000)
+        Date(timeIntervalSince1970: Double(milliseconds(Date())) / 1000)
+    }
+
+    // Days since 1970-01-01 and back (Howard Hinnant's civil-date algorithms,
+    // valid for the proleptic Gregorian calendar).
+    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

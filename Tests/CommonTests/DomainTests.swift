@@ -224,6 +224,24 @@ struct PricingAndFormatsTests {
         #expect(Timestamp.format(later) > text)
     }
 
+    @Test func timestampFormatsKnownInstants() throws {
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 951_782_400.5)) == "2000-02-29T00:00:00.500Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_795_900_267.123)) == "2026-11-28T21:11:07.123Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")
+        #expect(Timestamp.parse("2026-11-28T21:11:07Z") == Date(timeIntervalSince1970: 1_795_900_267))
+        #expect(Timestamp.parse("2026-11-28T21:11:07.1Z").map(Timestamp.format) == "2026-11-28T21:11:07.100Z")
+        #expect(Timestamp.parse("2026-11-28T21:11:07.123456789Z").map(Timestamp.format) == "2026-11-28T21:11:07.123Z")
+        for bad in ["", "2026-11-26", "2026-11-28T21:11:07", "2026-13-01T00:00:00Z", "2026-11-28T21:11:07+01:00", "2026-11-28T21:11:07.Z"] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+        // Every millisecond boundary survives, including ones a Double cannot hold exactly.
+        for ms in stride(from: Int64(1_795_900_267_000), to: 1_795_900_268_000, by: 7) {
+            let date = Date(timeIntervalSince1970: Double(ms) / 1000)
+            #expect(Timestamp.milliseconds(try #require(Timestamp.parse(Timestamp.format(date)))) == ms)
+        }
+    }
+
     @Test func ids() {
         let id = ID.make("ord")
         #expect(id.hasPrefix("ord_") && id.count == 24)

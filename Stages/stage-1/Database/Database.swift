@@ -14,6 +14,13 @@ enum ShopDatabase {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: the whole shop") { db in
             try db.execute(sql: """
+                -- Times (createdAt, updatedAt) are integer milliseconds since 1970, UTC.
+                -- Tables keyed by a text id are WITHOUT ROWID unless they are
+                -- listed newest first (orders, notifications, products use the
+                -- rowid to break ties between equal times). Without a rowid the
+                -- table *is* its primary-key index: one b-tree page written per
+                -- insert instead of two, and every page saved is 4 KiB less to
+                -- write to the WAL on every order.
                 CREATE TABLE users (
                     id TEXT PRIMARY KEY,
                     email TEXT NOT NULL,
@@ -21,16 +28,16 @@ enum ShopDatabase {
                     name TEXT NOT NULL,
                     passwordHash TEXT NOT NULL,
                     role TEXT NOT NULL,
-                    createdAt DATETIME NOT NULL
-                );
+                    createdAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
                 CREATE TABLE products (
                     id TEXT PRIMARY KEY,
                     sku TEXT NOT NULL UNIQUE,
                     name TEXT NOT NULL,
                     description TEXT NOT NULL,
                     priceCents INTEGER NOT NULL CHECK (priceCents > 0),
-                    createdAt DATETIME NOT NULL,
-                    updatedAt DATETIME NOT NULL
+                    createdAt INTEGER NOT NULL,
+                    updatedAt INTEGER NOT NULL
                 );
                 -- The CHECKs are the last line of defence against overselling:
                 -- even a bug in the code cannot drive stock below zero.
@@ -38,7 +45,7 @@ enum ShopDatabase {
                     productId TEXT PRIMARY KEY REFERENCES products(id),
                     available INTEGER NOT NULL CHECK (available >= 0),
                     reserved INTEGER NOT NULL CHECK (reserved >= 0)
-                );
+                ) WITHOUT ROWID;
                 CREATE TABLE orders (
                     id TEXT PRIMARY KEY,
                     userId TEXT NOT NULL REFERENCES users(id),
@@ -49,14 +56,17 @@ enum ShopDatabase {
                     chargedCents INTEGER NOT NULL,
                     refundedCents INTEGER NOT NULL,
                     cardLast4 TEXT NOT NULL,
+                    -- The card is kept only while its charge is undecided, so that a
+                    -- restart can finish the charge of an order caught mid-request.
+                    pendingCard TEXT,
                     idempotencyKey TEXT,
                     requestFingerprint TEXT NOT NULL,
-                    createdAt DATETIME NOT NULL,
-                    updatedAt DATETIME NOT NULL,
+                    createdAt INTEGER NOT NULL,
+                    updatedAt INTEGER NOT NULL,
                     UNIQUE (userId, idempotencyKey)
                 );
                 CREATE INDEX orders_by_user ON orders(userId, createdAt);
-                CREATE INDEX orders_by_status ON orders(status);
+                CREATE INDEX orders_with_pending_charge ON orders(pendingCard) WHERE pendingCard IS NOT NULL;
                 CREATE TABLE order_items (
                     orderId TEXT NOT NULL REFERENCES orders(id),
                     line INTEGER NOT NULL,
@@ -67,13 +77,7 @@ enum ShopDatabase {
                     unitPriceCents INTEGER NOT NULL,
                     lineTotalCents INTEGER NOT NULL,
                     PRIMARY KEY (orderId, line)
-                );
-                -- The card is kept only while its charge is undecided, so that a
-                -- restart can finish the charge of an order caught mid-request.
-                CREATE TABLE pending_charges (
-                    orderId TEXT PRIMARY KEY REFERENCES orders(id),
-                    card TEXT NOT NULL
-                );
+                ) WITHOUT ROWID;
                 -- One row per money movement. UNIQUE(orderId, kind): an order is
                 -- charged at most once and refunded at most once, whatever retries.
                 CREATE TABLE payments (
@@ -83,9 +87,9 @@ enum ShopDatabase {
                     outcome TEXT NOT NULL,                  -- captured | declined | refunded
                     amountCents INTEGER NOT NULL,
                     attempts INTEGER NOT NULL,
-                    createdAt DATETIME NOT NULL,
+                    createdAt INTEGER NOT NULL,
                     UNIQUE (orderId, kind)
-                );
+                ) WITHOUT ROWID;
                 CREATE TABLE notifications (
                     id TEXT PRIMARY KEY,
                     userId TEXT NOT NULL REFERENCES users(id),
@@ -94,7 +98,7 @@ enum ShopDatabase {
                     channel TEXT NOT NULL,
                     recipient TEXT NOT NULL,
                     subject TEXT NOT NULL,
-                    createdAt DATETIME NOT NULL
+                    createdAt INTEGER NOT NULL
                 );
                 -- Exactly one notification of a kind per order (per user for welcome).
                 CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
@@ -102,8 +106,8 @@ enum ShopDatabase {
                     orderId TEXT PRIMARY KEY REFERENCES orders(id),
                     number INTEGER NOT NULL UNIQUE,
                     html TEXT NOT NULL,
-                    createdAt DATETIME NOT NULL
-                );
+                    createdAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
                 """)
         }
         return migrator

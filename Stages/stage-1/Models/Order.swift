@@ -2,7 +2,7 @@ import Common
 import Foundation
 import Storage
 
-struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
+struct OrderRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "orders"
     var id: String
     var userId: String
@@ -13,10 +13,42 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
     var chargedCents: Cents
     var refundedCents: Cents
     var cardLast4: String
+    /// The card number, only while the charge is undecided (see `resumePendingCharges`).
+    var pendingCard: String?
     var idempotencyKey: String?
     var requestFingerprint: String
     var createdAt: Date
     var updatedAt: Date
+
+    init(
+        id: String, userId: String, status: OrderStatus, cancelReason: CancelReason?, totalCents: Cents,
+        paymentStatus: PaymentStatus, chargedCents: Cents, refundedCents: Cents, cardLast4: String,
+        pendingCard: String?, idempotencyKey: String?, requestFingerprint: String, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id; self.userId = userId; self.status = status; self.cancelReason = cancelReason
+        self.totalCents = totalCents; self.paymentStatus = paymentStatus; self.chargedCents = chargedCents
+        self.refundedCents = refundedCents; self.cardLast4 = cardLast4; self.pendingCard = pendingCard
+        self.idempotencyKey = idempotencyKey; self.requestFingerprint = requestFingerprint
+        self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+
+    init(row: Row) throws {
+        id = row["id"]; userId = row["userId"]; status = row["status"]; cancelReason = row["cancelReason"]
+        totalCents = row["totalCents"]; paymentStatus = row["paymentStatus"]; chargedCents = row["chargedCents"]
+        refundedCents = row["refundedCents"]; cardLast4 = row["cardLast4"]; pendingCard = row["pendingCard"]
+        idempotencyKey = row["idempotencyKey"]; requestFingerprint = row["requestFingerprint"]
+        createdAt = Date(databaseMilliseconds: row["createdAt"]); updatedAt = Date(databaseMilliseconds: row["updatedAt"])
+    }
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id; container["userId"] = userId; container["status"] = status
+        container["cancelReason"] = cancelReason; container["totalCents"] = totalCents
+        container["paymentStatus"] = paymentStatus; container["chargedCents"] = chargedCents
+        container["refundedCents"] = refundedCents; container["cardLast4"] = cardLast4
+        container["pendingCard"] = pendingCard; container["idempotencyKey"] = idempotencyKey
+        container["requestFingerprint"] = requestFingerprint
+        container["createdAt"] = createdAt.databaseMilliseconds; container["updatedAt"] = updatedAt.databaseMilliseconds
+    }
 
     func api(items: [OrderItemRecord]) -> API.Order {
         API.Order(
@@ -25,11 +57,15 @@ struct OrderRecord: Codable, FetchableRecord, PersistableRecord {
             payment: API.Payment(status: paymentStatus, chargedCents: chargedCents, refundedCents: refundedCents),
             createdAt: createdAt, updatedAt: updatedAt)
     }
+
+    static func find(_ id: String, in db: Database) throws -> OrderRecord? {
+        try fetchOne(db, cached: "SELECT * FROM orders WHERE id = ?", [id])
+    }
 }
 
 /// A line of an order, with the product's sku, name and price copied in
 /// at the moment the order was placed.
-struct OrderItemRecord: Codable, FetchableRecord, PersistableRecord {
+struct OrderItemRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "order_items"
     var orderId: String
     var line: Int
@@ -40,20 +76,35 @@ struct OrderItemRecord: Codable, FetchableRecord, PersistableRecord {
     var unitPriceCents: Cents
     var lineTotalCents: Cents
 
+    init(orderId: String, line: Int, productId: String, sku: String, name: String, quantity: Int, unitPriceCents: Cents, lineTotalCents: Cents) {
+        self.orderId = orderId; self.line = line; self.productId = productId; self.sku = sku; self.name = name
+        self.quantity = quantity; self.unitPriceCents = unitPriceCents; self.lineTotalCents = lineTotalCents
+    }
+
+    init(row: Row) throws {
+        orderId = row["orderId"]; line = row["line"]; productId = row["productId"]; sku = row["sku"]; name = row["name"]
+        quantity = row["quantity"]; unitPriceCents = row["unitPriceCents"]; lineTotalCents = row["lineTotalCents"]
+    }
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["orderId"] = orderId; container["line"] = line; container["productId"] = productId
+        container["sku"] = sku; container["name"] = name; container["quantity"] = quantity
+        container["unitPriceCents"] = unitPriceCents; container["lineTotalCents"] = lineTotalCents
+    }
+
     var api: API.OrderItem {
         API.OrderItem(productId: productId, sku: sku, name: name, quantity: quantity, unitPriceCents: unitPriceCents)
     }
+
+    static func lines(of orderId: String, in db: Database) throws -> [OrderItemRecord] {
+        try fetchAll(db, cached: "SELECT * FROM order_items WHERE orderId = ? ORDER BY line", [orderId])
+    }
 }
 
-struct PendingChargeRecord: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "pending_charges"
-    var orderId: String
-    var card: String
-}
-
-struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
+/// One money movement: a charge or a refund.
+struct PaymentRecord: PersistableRecord {
     static let databaseTableName = "payments"
-    enum Kind: String, Codable { case charge, refund }
+    enum Kind: String { case charge, refund }
     var id: String
     var orderId: String
     var kind: Kind
@@ -61,24 +112,23 @@ struct PaymentRecord: Codable, FetchableRecord, PersistableRecord {
     var amountCents: Cents
     var attempts: Int
     var createdAt: Date
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id; container["orderId"] = orderId; container["kind"] = kind.rawValue
+        container["outcome"] = outcome; container["amountCents"] = amountCents; container["attempts"] = attempts
+        container["createdAt"] = createdAt.databaseMilliseconds
+    }
 }
 
-struct InvoiceRecord: Codable, FetchableRecord, PersistableRecord {
+struct InvoiceRecord: PersistableRecord {
     static let databaseTableName = "invoices"
     var orderId: String
     var number: Int
     var html: String
     var createdAt: Date
-}
 
-extension OrderRecord {
-    static func find(_ id: String, in db: Database) throws -> OrderRecord? {
-        try fetchOne(db, cached: "SELECT * FROM orders WHERE id = ?", [id])
-    }
-}
-
-extension OrderItemRecord {
-    static func lines(of orderId: String, in db: Database) throws -> [OrderItemRecord] {
-        try fetchAll(db, cached: "SELECT * FROM order_items WHERE orderId = ? ORDER BY line", [orderId])
+    func encode(to container: inout PersistenceContainer) throws {
+        container["orderId"] = orderId; container["number"] = number; container["html"] = html
+        container["createdAt"] = createdAt.databaseMilliseconds
     }
 }

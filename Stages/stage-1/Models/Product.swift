@@ -2,7 +2,7 @@ import Common
 import Foundation
 import Storage
 
-struct ProductRecord: Codable, FetchableRecord, PersistableRecord {
+struct ProductRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "products"
     var id: String
     var sku: String
@@ -13,21 +13,46 @@ struct ProductRecord: Codable, FetchableRecord, PersistableRecord {
     var updatedAt: Date
 
     var api: API.Product { API.Product(id: id, sku: sku, name: name, description: description, priceCents: priceCents) }
+
+    init(id: String, sku: String, name: String, description: String, priceCents: Cents, createdAt: Date, updatedAt: Date) {
+        self.id = id; self.sku = sku; self.name = name; self.description = description
+        self.priceCents = priceCents; self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+
+    init(row: Row) throws {
+        id = row["id"]; sku = row["sku"]; name = row["name"]; description = row["description"]
+        priceCents = row["priceCents"]
+        createdAt = Date(databaseMilliseconds: row["createdAt"]); updatedAt = Date(databaseMilliseconds: row["updatedAt"])
+    }
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id; container["sku"] = sku; container["name"] = name; container["description"] = description
+        container["priceCents"] = priceCents
+        container["createdAt"] = createdAt.databaseMilliseconds; container["updatedAt"] = updatedAt.databaseMilliseconds
+    }
+
+    static func find(ids: [String], in db: Database) throws -> [ProductRecord] {
+        try fetchAll(db, cached: "SELECT * FROM products WHERE id IN (\(Database.placeholders(ids.count)))", StatementArguments(ids))
+    }
 }
 
 /// Stock of one product. `available` can be sold; `reserved` is held by
 /// orders whose payment is not decided yet.
-struct InventoryRecord: Codable, FetchableRecord, PersistableRecord {
+struct InventoryRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "inventory"
     var productId: String
     var available: Int
     var reserved: Int
 
     var api: API.Inventory { API.Inventory(productId: productId, available: available, reserved: reserved) }
-}
 
-extension ProductRecord {
-    static func find(ids: [String], in db: Database) throws -> [ProductRecord] {
-        try fetchAll(db, cached: "SELECT * FROM products WHERE id IN (\(Database.placeholders(ids.count)))", StatementArguments(ids))
+    init(productId: String, available: Int, reserved: Int) {
+        self.productId = productId; self.available = available; self.reserved = reserved
+    }
+
+    init(row: Row) throws { productId = row["productId"]; available = row["available"]; reserved = row["reserved"] }
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["productId"] = productId; container["available"] = available; container["reserved"] = reserved
     }
 }

@@ -14,6 +14,6 @@ struct InvoiceService: Sendable {
     }
 
     func html(orderId: String) async throws -> String? {
-        try await db.read { db in try InvoiceRecord.fetchOne(db, key: orderId)?.html }
+        try await db.read { db in try String.fetchOne(db, cached: "SELECT html FROM invoices WHERE orderId = ?", [orderId]) }
     }
 }

@@ -49,7 +49,7 @@ struct OrderService: Sendable {
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
                     totalCents: items.reduce(0) { $0 + $1.lineTotalCents }, paymentStatus: .pending,
-                    chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4,
+                    chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4, pendingCard: valid.card.digits,
                     idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
                 let lines = items.enumerated().map { index, item in
                     OrderItemRecord(
@@ -60,8 +60,9 @@ struct OrderService: Sendable {
                 for line in lines { try line.insert(db) }
                 switch try inventory.reserve(lines, in: db) {
                 case .reserved:
-                    try PendingChargeRecord(orderId: orderId, card: valid.card.digits).insert(db)
+                    break
                 case .rejected:
+                    order.pendingCard = nil
                     order.status = try order.status.cancelling()
                     order.cancelReason = .outOfStock
                     try order.update(db)
@@ -75,7 +76,7 @@ struct OrderService: Sendable {
             guard let earlier = try await self.order(userId: principal.userId, idempotencyKey: idempotencyKey!) else { throw error }
             return try await replay(earlier, for: valid)
         }
-        logger.info("order placed", metadata: ["status": .string(placed.status.rawValue)])
+        logger.debug("order placed", metadata: ["status": .string(placed.status.rawValue)])
         guard placed.status == .pending else { return .created(placed) }
 
         let charge = await payments.charge(valid.card, orderId: orderId, logger: logger)
@@ -91,7 +92,7 @@ struct OrderService: Sendable {
             guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
             let customer = try UserRecord.find(order.userId, in: db)!
-            try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [orderId])
+            order.pendingCard = nil
             order.updatedAt = Timestamp.now()
 
             guard order.status == .pending else {
@@ -139,14 +140,17 @@ struct OrderService: Sendable {
     /// Finishes orders whose charge was interrupted by a crash. Runs before
     /// the server accepts requests.
     func resumePendingCharges(logger: Logger) async throws {
-        let pending = try await db.read { db in try PendingChargeRecord.fetchAll(db) }
-        for charge in pending {
+        let pending = try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, pendingCard FROM orders WHERE pendingCard IS NOT NULL")
+        }
+        for row in pending {
+            let orderId: String = row["id"]
             var logger = logger
-            logger[metadataKey: "order_id"] = .string(charge.orderId)
+            logger[metadataKey: "order_id"] = .string(orderId)
             logger.notice("resuming an order interrupted before its charge was decided")
-            let card = try CardNumber(charge.card)
-            let result = await payments.charge(card, orderId: charge.orderId, logger: logger)
-            try await settle(orderId: charge.orderId, payment: result.outcome, attempts: result.attempts, logger: logger)
+            let card = try CardNumber(row["pendingCard"])
+            let result = await payments.charge(card, orderId: orderId, logger: logger)
+            try await settle(orderId: orderId, payment: result.outcome, attempts: result.attempts, logger: logger)
         }
     }
 
