@@ -136,6 +136,12 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
+        /// Stage 1's own acceptance tests (crash recovery), against the real executable.
+        .testTarget(
+            name: "Stage1Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
         /// The characterization suite: black box over HTTP, one suite for every stage.

@@ -77,7 +77,7 @@ struct FailureTests {
         // A plain close sends FIN, as a dying redis-server's kernel does. Our
         // socket sits in CLOSE_WAIT; the first bytes we send get an RST back,
         // and the kernel answers the next write(2) with EPIPE and SIGPIPE.
-        close(accepted)
+        listener.hangUp(accepted)
 
         let big = [UInt8](repeating: 0x61, count: 8 << 20)
         for _ in 0..<2 {

@@ -113,19 +113,25 @@ public final class StageProcess: Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
-    public static func launch(stage: Int, extraEnvironment: [String: String] = [:]) throws -> StageProcess {
+    /// Starts `stage-N`. Pass the `dataDir` and `port` of an earlier run to
+    /// restart a stage on its own data (crash-recovery tests); each start
+    /// logs to its own file in the data folder.
+    public static func launch(
+        stage: Int, dataDir: URL? = nil, port: Int? = nil, logName: String = "stage.log",
+        extraEnvironment: [String: String] = [:]
+    ) throws -> StageProcess {
         let executable = binDir.appendingPathComponent("stage-\(stage)")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw LaunchError("no executable at \(executable.path): build it first with `swift build --product stage-\(stage)` (scripts/test does)")
         }
-        let dataDir = FileManager.default.temporaryDirectory
+        let dataDir = dataDir ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("shop-stage-\(stage)-\(ID.make("run").dropFirst(4))")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-        let logFile = dataDir.appendingPathComponent("stage.log")
+        let logFile = dataDir.appendingPathComponent(logName)
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: logFile)
 
-        let port = try FreePort.find()
+        let port = try port ?? FreePort.find()
         let process = Process()
         process.executableURL = executable
         process.arguments = ["--port", String(port), "--data-dir", dataDir.path]
@@ -165,6 +171,16 @@ public final class StageProcess: Sendable {
     public func logTail(lines: Int = 40) -> String {
         let text = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    public var port: Int { Int(baseURL.split(separator: ":").last!)! }
+
+    /// Kills the stage with SIGKILL, as a crash or an OOM killer would: no
+    /// shutdown code runs. Waits until it is gone.
+    public func kill() {
+        guard process.isRunning else { return }
+        _ = Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     /// Stops the stage as a process manager would (SIGTERM) and waits.

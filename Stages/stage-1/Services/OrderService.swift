@@ -140,17 +140,23 @@ struct OrderService: Sendable {
     /// Finishes orders whose charge was interrupted by a crash. Runs before
     /// the server accepts requests.
     func resumePendingCharges(logger: Logger) async throws {
-        let pending = try await db.read { db in
+        let pending: [(orderId: String, card: String)] = try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, pendingCard FROM orders WHERE pendingCard IS NOT NULL")
+                .map { ($0["id"], $0["pendingCard"]) }
         }
-        for row in pending {
-            let orderId: String = row["id"]
+        for (orderId, pendingCard) in pending {
             var logger = logger
             logger[metadataKey: "order_id"] = .string(orderId)
             logger.notice("resuming an order interrupted before its charge was decided")
-            let card = try CardNumber(row["pendingCard"])
-            let result = await payments.charge(card, orderId: orderId, logger: logger)
-            try await settle(orderId: orderId, payment: result.outcome, attempts: result.attempts, logger: logger)
+            // One order that cannot be settled must not keep the whole shop
+            // from starting (a crash loop): log it, leave it pending, go on.
+            do {
+                let card = try CardNumber(pendingCard)
+                let result = await payments.charge(card, orderId: orderId, logger: logger)
+                try await settle(orderId: orderId, payment: result.outcome, attempts: result.attempts, logger: logger)
+            } catch {
+                logger.error("could not resume the order; it stays pending until the next start", metadata: ["error": .string("\(error)")])
+            }
         }
     }
 

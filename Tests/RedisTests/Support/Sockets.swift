@@ -53,6 +53,16 @@ final class LoopbackListener: @unchecked Sendable {
         return client
     }
 
+    /// Closes one accepted connection, as a dying server would, and forgets
+    /// it. Closing it directly and then again in `close()` would close a
+    /// descriptor number that another test's connection may have been given
+    /// in between (tests run in parallel in one process).
+    func hangUp(_ socket: Int32) {
+        guard let index = extraSockets.firstIndex(of: socket) else { return }
+        extraSockets.remove(at: index)
+        closeSocket(socket)
+    }
+
     func close() {
         for socket in extraSockets { closeSocket(socket) }
         extraSockets.removeAll()
