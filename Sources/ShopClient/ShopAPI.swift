@@ -128,6 +128,7 @@ public enum Poll {
         public var description: String { "timed out after \(after) waiting until \(what)" + (lastError.map { " (last error: \($0))" } ?? "") }
     }
 
+    @discardableResult
     public static func until<T>(
         _ what: String, within deadline: Duration, every interval: Duration = .milliseconds(20),
         _ probe: () async throws -> T?

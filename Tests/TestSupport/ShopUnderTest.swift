@@ -157,7 +157,7 @@ public final class StageProcess: Sendable {
 
     public func waitUntilHealthy(_ api: ShopAPI, within deadline: Duration = .seconds(60)) async throws {
         do {
-            try await Poll.until("\(baseURL)/health answers 200", within: deadline, every: .milliseconds(50)) { () async throws -> Bool? in
+            _ = try await Poll.until("\(baseURL)/health answers 200", within: deadline, every: .milliseconds(50)) { () async throws -> Bool? in
                 guard self.process.isRunning else {
                     throw LaunchError("the stage exited with status \(self.process.terminationStatus)")
                 }
