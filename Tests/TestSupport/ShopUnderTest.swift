@@ -128,7 +128,7 @@ public final class StageProcess: Sendable {
             .appendingPathComponent("shop-stage-\(stage)-\(ID.make("run").dropFirst(4))")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         let logFile = dataDir.appendingPathComponent(logName)
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: logFile)
 
         let port = try port ?? FreePort.find()
