@@ -98,12 +98,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// The order side of the shop (orders, stock, payments, notifications,
+        /// invoices, sales report) over one database, in-process. Stages 1 to 3
+        /// share it; stage 4 splits it into services.
+        .target(
+            name: "Checkout",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "Storage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Stage 1: the monolith
 
         .executableTarget(
             name: "Stage1",
             dependencies: [
-                "Common", "Auth", "ShopServer", "Storage",
+                "Common", "Auth", "ShopServer", "Storage", "Checkout",
             ],
             path: "Stages/stage-1",
             exclude: ["README.md"],

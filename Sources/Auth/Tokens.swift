@@ -6,9 +6,12 @@ import Foundation
 public struct Principal: Sendable, Hashable, Codable {
     public let userId: String
     public let email: String
+    /// The name the customer gave, so that a service can address them
+    /// (emails, invoices) without asking the user service.
+    public let name: String
     public let role: API.Role
-    public init(userId: String, email: String, role: API.Role) {
-        self.userId = userId; self.email = email; self.role = role
+    public init(userId: String, email: String, name: String, role: API.Role) {
+        self.userId = userId; self.email = email; self.name = name; self.role = role
     }
     public var isAdmin: Bool { role == .admin }
 }
@@ -34,6 +37,7 @@ public struct TokenSigner: Sendable {
         var iss: String
         var sub: String
         var email: String
+        var name: String?
         var role: API.Role
         var iat: Int
         var exp: Int
@@ -47,7 +51,7 @@ public struct TokenSigner: Sendable {
 
     public func sign(_ principal: Principal, now: Date = Date()) -> String {
         let issued = Int(now.timeIntervalSince1970)
-        let claims = Claims(iss: issuer, sub: principal.userId, email: principal.email, role: principal.role,
+        let claims = Claims(iss: issuer, sub: principal.userId, email: principal.email, name: principal.name, role: principal.role,
                             iat: issued, exp: issued + lifetimeSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -80,6 +84,6 @@ public struct TokenSigner: Sendable {
         guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(claimBytes)) else { return .failure(.malformed) }
         guard claims.iss == issuer else { return .failure(.wrongIssuer) }
         guard Int(now.timeIntervalSince1970) < claims.exp else { return .failure(.expired) }
-        return .success(Principal(userId: claims.sub, email: claims.email, role: claims.role))
+        return .success(Principal(userId: claims.sub, email: claims.email, name: claims.name ?? "", role: claims.role))
     }
 }

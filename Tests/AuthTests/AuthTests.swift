@@ -35,7 +35,7 @@ struct HMACTests {
 @Suite("Tokens (JWT HS256)")
 struct TokenTests {
     let signer = TokenSigner(secret: "unit-test-secret", lifetimeSeconds: 60)
-    let ada = Principal(userId: "usr_ada", email: "ada@example.com", role: .customer)
+    let ada = Principal(userId: "usr_ada", email: "ada@example.com", name: "", role: .customer)
 
     @Test func roundTrip() throws {
         let token = signer.sign(ada)
@@ -60,7 +60,7 @@ struct TokenTests {
 
     @Test func tamperedClaims() {
         let parts = signer.sign(ada).split(separator: ".")
-        let admin = Principal(userId: "usr_ada", email: "ada@example.com", role: .admin)
+        let admin = Principal(userId: "usr_ada", email: "ada@example.com", name: "", role: .admin)
         let forgedPayload = TokenSigner(secret: "x").sign(admin).split(separator: ".")[1]
         #expect(signer.verify("\(parts[0]).\(forgedPayload).\(parts[2])") == .failure(.badSignature))
     }
@@ -104,7 +104,7 @@ struct Base64URLTests {
         // and decoder, through the public API.
         let signer = TokenSigner(secret: "s")
         for length in 0..<12 {
-            let principal = Principal(userId: String(repeating: "u", count: length), email: "é\(length)@example.com", role: .customer)
+            let principal = Principal(userId: String(repeating: "u", count: length), email: "é\(length)@example.com", name: "N\(length)", role: .customer)
             #expect(try signer.verify(signer.sign(principal)).get() == principal)
         }
     }

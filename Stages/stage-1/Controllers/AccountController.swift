@@ -1,3 +1,4 @@
+import Checkout
 import Common
 import Hummingbird
 import ShopServer

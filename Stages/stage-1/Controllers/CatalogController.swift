@@ -28,16 +28,4 @@ struct CatalogController: Sendable {
         let body = try await request.decodeJSON(API.UpdateProductRequest.self)
         return Reply.json(try await catalog.update(id: id, body))
     }
-
-    func inventory(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        Reply.json(try await catalog.inventory(productId: try context.parameters.id("productId")))
-    }
-
-    func restock(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        _ = try auth.admin(request, context: context)
-        let id = try context.parameters.id("productId")
-        var request = request
-        let body = try await request.decodeJSON(API.RestockRequest.self)
-        return Reply.json(try await catalog.restock(productId: id, quantity: body.quantity))
-    }
 }

@@ -1,9 +1,11 @@
+import Checkout
 import Foundation
 import Storage
 
 /// The monolith's one database: every table of every concern in one SQLite
-/// file. That is what makes stage 1 simple (one transaction can touch
-/// orders, stock and payments at once) and what later stages take apart.
+/// file. That is what makes stage 1 simple (one transaction can create an
+/// account and its welcome email, or a product and its stock) and what
+/// later stages take apart.
 enum ShopDatabase {
     static func open(at url: URL) throws -> DatabasePool {
         try SQLiteStore.openPool(at: url, migrator: migrator)
@@ -12,15 +14,10 @@ enum ShopDatabase {
     /// Named migrations; a shipped one never changes (add a new one instead).
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: the whole shop") { db in
+        migrator.registerMigration("accounts and catalogue v1") { db in
             try db.execute(sql: """
-                -- Times (createdAt, updatedAt) are integer milliseconds since 1970, UTC.
-                -- Tables keyed by a text id are WITHOUT ROWID unless they are
-                -- listed newest first (orders, notifications, products use the
-                -- rowid to break ties between equal times). Without a rowid the
-                -- table *is* its primary-key index: one b-tree page written per
-                -- insert instead of two, and every page saved is 4 KiB less to
-                -- write to the WAL on every order.
+                -- Times are integer milliseconds since 1970, UTC. Users are keyed by a
+                -- text id and never listed, so the table is its own primary-key index.
                 CREATE TABLE users (
                     id TEXT PRIMARY KEY,
                     email TEXT NOT NULL,
@@ -39,77 +36,10 @@ enum ShopDatabase {
                     createdAt INTEGER NOT NULL,
                     updatedAt INTEGER NOT NULL
                 );
-                -- The CHECKs are the last line of defence against overselling:
-                -- even a bug in the code cannot drive stock below zero.
-                CREATE TABLE inventory (
-                    productId TEXT PRIMARY KEY REFERENCES products(id),
-                    available INTEGER NOT NULL CHECK (available >= 0),
-                    reserved INTEGER NOT NULL CHECK (reserved >= 0)
-                ) WITHOUT ROWID;
-                CREATE TABLE orders (
-                    id TEXT PRIMARY KEY,
-                    userId TEXT NOT NULL REFERENCES users(id),
-                    status TEXT NOT NULL,
-                    cancelReason TEXT,
-                    totalCents INTEGER NOT NULL,
-                    paymentStatus TEXT NOT NULL,
-                    chargedCents INTEGER NOT NULL,
-                    refundedCents INTEGER NOT NULL,
-                    cardLast4 TEXT NOT NULL,
-                    -- The card is kept only while its charge is undecided, so that a
-                    -- restart can finish the charge of an order caught mid-request.
-                    pendingCard TEXT,
-                    idempotencyKey TEXT,
-                    requestFingerprint TEXT NOT NULL,
-                    createdAt INTEGER NOT NULL,
-                    updatedAt INTEGER NOT NULL,
-                    UNIQUE (userId, idempotencyKey)
-                );
-                CREATE INDEX orders_by_user ON orders(userId, createdAt);
-                CREATE INDEX orders_with_pending_charge ON orders(pendingCard) WHERE pendingCard IS NOT NULL;
-                CREATE TABLE order_items (
-                    orderId TEXT NOT NULL REFERENCES orders(id),
-                    line INTEGER NOT NULL,
-                    productId TEXT NOT NULL,
-                    sku TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    quantity INTEGER NOT NULL,
-                    unitPriceCents INTEGER NOT NULL,
-                    lineTotalCents INTEGER NOT NULL,
-                    PRIMARY KEY (orderId, line)
-                ) WITHOUT ROWID;
-                -- One row per money movement. UNIQUE(orderId, kind): an order is
-                -- charged at most once and refunded at most once, whatever retries.
-                CREATE TABLE payments (
-                    id TEXT PRIMARY KEY,
-                    orderId TEXT NOT NULL REFERENCES orders(id),
-                    kind TEXT NOT NULL,                     -- charge | refund
-                    outcome TEXT NOT NULL,                  -- captured | declined | refunded
-                    amountCents INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL,
-                    createdAt INTEGER NOT NULL,
-                    UNIQUE (orderId, kind)
-                ) WITHOUT ROWID;
-                CREATE TABLE notifications (
-                    id TEXT PRIMARY KEY,
-                    userId TEXT NOT NULL REFERENCES users(id),
-                    kind TEXT NOT NULL,
-                    orderId TEXT,
-                    channel TEXT NOT NULL,
-                    recipient TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    createdAt INTEGER NOT NULL
-                );
-                -- Exactly one notification of a kind per order (per user for welcome).
-                CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
-                CREATE TABLE invoices (
-                    orderId TEXT PRIMARY KEY REFERENCES orders(id),
-                    number INTEGER NOT NULL UNIQUE,
-                    html TEXT NOT NULL,
-                    createdAt INTEGER NOT NULL
-                ) WITHOUT ROWID;
                 """)
         }
+        // Orders, stock, payments, notifications, invoices (Sources/Checkout).
+        CheckoutSchema.register(in: &migrator)
         return migrator
     }
 }

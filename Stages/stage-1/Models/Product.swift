@@ -35,24 +35,3 @@ struct ProductRecord: FetchableRecord, PersistableRecord {
         try fetchAll(db, cached: "SELECT * FROM products WHERE id IN (\(Database.placeholders(ids.count)))", StatementArguments(ids))
     }
 }
-
-/// Stock of one product. `available` can be sold; `reserved` is held by
-/// orders whose payment is not decided yet.
-struct InventoryRecord: FetchableRecord, PersistableRecord {
-    static let databaseTableName = "inventory"
-    var productId: String
-    var available: Int
-    var reserved: Int
-
-    var api: API.Inventory { API.Inventory(productId: productId, available: available, reserved: reserved) }
-
-    init(productId: String, available: Int, reserved: Int) {
-        self.productId = productId; self.available = available; self.reserved = reserved
-    }
-
-    init(row: Row) throws { productId = row["productId"]; available = row["available"]; reserved = row["reserved"] }
-
-    func encode(to container: inout PersistenceContainer) throws {
-        container["productId"] = productId; container["available"] = available; container["reserved"] = reserved
-    }
-}

@@ -1,8 +1,9 @@
 import Auth
+import Checkout
 import Common
 import Foundation
-import Storage
 import Logging
+import Storage
 
 /// Sign-up, sign-in and the current user. Stage 2 moves exactly this into
 /// its own process, the user service.
@@ -23,9 +24,11 @@ struct AccountService: Sendable {
             id: ID.make(ID.user), email: email, emailKey: Validate.normalizedEmail(email), name: name,
             passwordHash: hash, role: .customer, createdAt: Timestamp.now())
         do {
+            // The account and its welcome email in one transaction: the
+            // monolith's privilege, which stage 2 gives up.
             try await db.write { [notifications] db in
                 try user.insert(db)
-                try notifications.record(.welcome, to: user, orderId: nil, in: db)
+                try notifications.record(.welcome, to: Recipient(userId: user.id, email: email, name: name), orderId: nil, in: db)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw ShopError(.emailTaken, "an account with the email \(email) already exists")
@@ -39,7 +42,7 @@ struct AccountService: Sendable {
         // Unknown email and wrong password cost the same and answer the same.
         let matches = await hasher.verify(request.password, against: user?.passwordHash ?? decoyHash)
         guard let user, matches else { throw ShopError.invalidCredentials }
-        let token = signer.sign(Principal(userId: user.id, email: user.email, role: user.role))
+        let token = signer.sign(Principal(userId: user.id, email: user.email, name: user.name, role: user.role))
         return API.LoginResponse(token: token, expiresIn: signer.lifetimeSeconds, user: user.api)
     }
 

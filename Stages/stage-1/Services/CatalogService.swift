@@ -1,11 +1,13 @@
+import Checkout
 import Common
 import Foundation
 import Storage
 
-/// Products and their stock figures. Stage 2 moves the catalogue into the
-/// product service; stock stays with orders until stage 4.
+/// The catalogue. Stage 2 moves it into the product service; stock stays
+/// with orders until stage 4.
 struct CatalogService: Sendable {
     let db: DatabasePool
+    let inventory: InventoryService
 
     func list() async throws -> [API.Product] {
         try await db.read { db in try ProductRecord.order(Column("createdAt"), Column("rowid")).fetchAll(db).map(\.api) }
@@ -29,9 +31,10 @@ struct CatalogService: Sendable {
             createdAt: now, updatedAt: now)
         let stock = try Validate.initialStock(request.initialStock ?? 0)
         do {
-            try await db.write { db in
+            // The product and its stock row in one transaction.
+            try await db.write { [inventory] db in
                 try product.insert(db)
-                try InventoryRecord(productId: product.id, available: stock, reserved: 0).insert(db)
+                try inventory.create(productId: product.id, initialStock: stock, in: db)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw ShopError(.skuTaken, "a product with the sku \(product.sku) already exists")
@@ -56,23 +59,13 @@ struct CatalogService: Sendable {
         guard let updated else { throw ShopError.notFound("product \(id)") }
         return updated.api
     }
+}
 
-    func inventory(productId: String) async throws -> API.Inventory {
-        guard let stock = try await db.read({ db in try InventoryRecord.fetchOne(db, key: productId) }) else {
-            throw ShopError.notFound("product \(productId)")
+/// Orders are priced from the products table, in the same database.
+extension CatalogService: Catalogue {
+    func products(ids: [String]) async throws -> [String: API.Product] {
+        try await db.read { db in
+            Dictionary(uniqueKeysWithValues: try ProductRecord.find(ids: ids, in: db).map { ($0.id, $0.api) })
         }
-        return stock.api
-    }
-
-    func restock(productId: String, quantity: Int) async throws -> API.Inventory {
-        let quantity = try Validate.restockQuantity(quantity)
-        let stock: InventoryRecord? = try await db.write { db in
-            guard var stock = try InventoryRecord.fetchOne(db, key: productId) else { return nil }
-            stock.available += quantity
-            try stock.update(db)
-            return stock
-        }
-        guard let stock else { throw ShopError.notFound("product \(productId)") }
-        return stock.api
     }
 }

@@ -1,8 +1,9 @@
+import Auth
 import Common
 import Hummingbird
 import ShopServer
 
-struct OrderController: Sendable {
+public struct OrderController: Sendable {
     let orders: OrderService
     let auth: Authenticator
 

@@ -1,17 +1,10 @@
 import Common
-import Storage
 import Hummingbird
 import ShopServer
+import Storage
 
-struct ReportController: Sendable {
-    let reports: ReportService
+struct HealthController: Sendable {
     let db: DatabasePool
-    let auth: Authenticator
-
-    func sales(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        _ = try auth.admin(request, context: context)
-        return Reply.json(try await reports.sales())
-    }
 
     /// The monolith has one dependency, its database: healthy if it answers.
     func health(_ request: Request, context: ShopRequestContext) async throws -> Response {

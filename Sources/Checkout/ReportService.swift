@@ -3,10 +3,12 @@ import Storage
 
 /// The sales report, straight from the order tables. In the monolith a
 /// report is one SQL query; stage 7 has to build it from a stream.
-struct ReportService: Sendable {
+public struct ReportService: Sendable {
     let db: DatabasePool
 
-    func sales() async throws -> API.SalesReport {
+    public init(db: DatabasePool) { self.db = db }
+
+    public func sales() async throws -> API.SalesReport {
         try await db.read { db in
             // Confirmed and shipped orders are sales; refunded ones are
             // cancelled by then, so they drop out by status alone.

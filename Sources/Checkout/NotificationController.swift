@@ -1,8 +1,9 @@
+import Auth
 import Common
 import Hummingbird
 import ShopServer
 
-struct NotificationController: Sendable {
+public struct NotificationController: Sendable {
     let notifications: NotificationService
     let auth: Authenticator
 

@@ -7,9 +7,10 @@ import Storage
 struct InvoiceService: Sendable {
     let db: DatabasePool
 
-    func generate(for order: API.Order, customer: UserRecord, in db: Database) throws {
+    func generate(for order: API.Order, customer: Recipient, in db: Database) throws {
         let next = (try Int.fetchOne(db, cached: "SELECT max(number) FROM invoices") ?? 0) + 1
-        let html = InvoiceDocument.html(number: InvoiceDocument.number(next), order: order, customer: customer.api)
+        let billedTo = API.User(id: customer.userId, email: customer.email, name: customer.name, role: .customer)
+        let html = InvoiceDocument.html(number: InvoiceDocument.number(next), order: order, customer: billedTo)
         try InvoiceRecord(orderId: order.id, number: next, html: html, createdAt: Timestamp.now()).insert(db, onConflict: .ignore)
     }
 

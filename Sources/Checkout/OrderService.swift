@@ -4,8 +4,16 @@ import Foundation
 import Storage
 import Logging
 
+/// Where an order's prices and names come from: the products table in
+/// stage 1, the product service from stage 2.
+public protocol Catalogue: Sendable {
+    /// The products with these ids; unknown ids are simply absent.
+    func products(ids: [String]) async throws -> [String: API.Product]
+}
+
 /// Placing, reading, cancelling and shipping orders: the whole checkout,
-/// synchronously, in the customer's request.
+/// synchronously, in the customer's request. Stages 1 to 3 run it in-process;
+/// stage 4 takes it apart into services that exchange messages.
 ///
 /// One order goes through two transactions of the one database:
 ///   1. insert the order, reserve its stock (or cancel it: out of stock);
@@ -16,41 +24,42 @@ import Logging
 /// other checkout. If the process dies between 1 and 2, the order is still
 /// `pending` with its stock reserved; `resumePendingCharges` finishes it at
 /// the next start.
-struct OrderService: Sendable {
+public struct OrderService: Sendable {
     let db: DatabasePool
+    let catalogue: any Catalogue
     let inventory: InventoryService
     let payments: PaymentService
     let notifications: NotificationService
     let invoices: InvoiceService
 
-    enum Placement { case created(API.Order), replayed(API.Order) }
+    public enum Placement: Sendable { case created(API.Order), replayed(API.Order) }
 
-    func place(
+    public func place(
         _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger
     ) async throws -> Placement {
         let valid = try ValidOrderRequest(request)
         if let key = idempotencyKey, let earlier = try await order(userId: principal.userId, idempotencyKey: key) {
             return try await replay(earlier, for: valid)
         }
+        // Prices and names are copied into the order now: a later change in
+        // the catalogue cannot alter it.
+        let items = try Pricing.price(valid, catalogue: try await catalogue.products(ids: valid.lines.map(\.productId)))
         let orderId = ID.make(ID.order)
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
+        let customer = Recipient(userId: principal.userId, email: principal.email, name: principal.name)
 
-        // Transaction 1: price the order, store it, hold its stock; or cancel
-        // it at once for lack of stock (no charge is attempted). Pricing
-        // inside the transaction means the prices copied into the order are
-        // exactly those in force when it was stored.
+        // Transaction 1: store the order and hold its stock; or cancel it at
+        // once for lack of stock (no charge is attempted).
         let placed: API.Order
         do {
             placed = try await db.write { [inventory, notifications] db in
-                let catalogue = try ProductRecord.find(ids: valid.lines.map(\.productId), in: db)
-                let items = try Pricing.price(valid, catalogue: Dictionary(uniqueKeysWithValues: catalogue.map { ($0.id, $0.api) }))
                 let now = Timestamp.now()
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
                     totalCents: items.reduce(0) { $0 + $1.lineTotalCents }, paymentStatus: .pending,
                     chargedCents: 0, refundedCents: 0, cardLast4: valid.card.last4, pendingCard: valid.card.digits,
-                    idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
+                    customerEmail: customer.email, customerName: customer.name, idempotencyKey: idempotencyKey, requestFingerprint: valid.fingerprint, createdAt: now, updatedAt: now)
                 let lines = items.enumerated().map { index, item in
                     OrderItemRecord(
                         orderId: orderId, line: index + 1, productId: item.productId, sku: item.sku, name: item.name,
@@ -66,7 +75,6 @@ struct OrderService: Sendable {
                     order.status = try order.status.cancelling()
                     order.cancelReason = .outOfStock
                     try order.update(db)
-                    let customer = try UserRecord.find(order.userId, in: db)!
                     try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
                 }
                 return order.api(items: lines)
@@ -87,11 +95,11 @@ struct OrderService: Sendable {
     /// Transaction 2: apply the payment's outcome to a pending order, and
     /// answer the order as it now is.
     @discardableResult
-    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
+    public func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
         let order: API.Order? = try await db.write { [inventory, payments, notifications, invoices] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
-            let customer = try UserRecord.find(order.userId, in: db)!
+            let customer = order.customer
             order.pendingCard = nil
             order.updatedAt = Timestamp.now()
 
@@ -139,7 +147,7 @@ struct OrderService: Sendable {
 
     /// Finishes orders whose charge was interrupted by a crash. Runs before
     /// the server accepts requests.
-    func resumePendingCharges(logger: Logger) async throws {
+    public func resumePendingCharges(logger: Logger) async throws {
         let pending: [(orderId: String, card: String)] = try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, pendingCard FROM orders WHERE pendingCard IS NOT NULL")
                 .map { ($0["id"], $0["pendingCard"]) }
@@ -160,7 +168,7 @@ struct OrderService: Sendable {
         }
     }
 
-    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
+    public func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
         try await db.write { [inventory, payments, notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db), Self.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
@@ -182,26 +190,24 @@ struct OrderService: Sendable {
                 try inventory.release(lines, in: db)
             }
             try order.update(db)
-            let customer = try UserRecord.find(order.userId, in: db)!
-            try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
+            try notifications.record(.orderCancelled, to: order.customer, orderId: orderId, in: db)
             return order.api(items: lines)
         }
     }
 
-    func ship(orderId: String) async throws -> API.Order {
+    public func ship(orderId: String) async throws -> API.Order {
         try await db.write { [notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()
             order.updatedAt = Timestamp.now()
             try order.update(db)
-            let customer = try UserRecord.find(order.userId, in: db)!
-            try notifications.record(.orderShipped, to: customer, orderId: orderId, in: db)
+            try notifications.record(.orderShipped, to: order.customer, orderId: orderId, in: db)
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
             return order.api(items: lines)
         }
     }
 
-    func order(id: String, for principal: Principal) async throws -> API.Order {
+    public func order(id: String, for principal: Principal) async throws -> API.Order {
         try await db.read { db in
             // Someone else's order answers exactly like a missing one.
             guard let order = try OrderRecord.find(id, in: db), Self.visible(order, to: principal) else {
@@ -212,7 +218,7 @@ struct OrderService: Sendable {
     }
 
     /// Newest first, a page at a time (`startingAfter` is the last id seen).
-    func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
+    public func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
         try await db.read { db in
             var request = OrderRecord.all()
             if let userId { request = request.filter(Column("userId") == userId) }
@@ -228,7 +234,7 @@ struct OrderService: Sendable {
         }
     }
 
-    func invoice(orderId: String, for principal: Principal) async throws -> String {
+    public func invoice(orderId: String, for principal: Principal) async throws -> String {
         let order = try await self.order(id: orderId, for: principal)
         guard let html = try await invoices.html(orderId: order.id) else {
             throw ShopError(.invoiceNotReady, "order \(orderId) has no invoice: invoices exist once an order is confirmed")
@@ -257,7 +263,7 @@ struct OrderService: Sendable {
         return .replayed(try await load(earlier.id))
     }
 
-    func load(_ orderId: String) async throws -> API.Order {
+    public func load(_ orderId: String) async throws -> API.Order {
         try await db.read { db in
             guard let order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             return order.api(items: try OrderItemRecord.lines(of: orderId, in: db))

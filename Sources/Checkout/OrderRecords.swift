@@ -15,6 +15,11 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
     var cardLast4: String
     /// The card number, only while the charge is undecided (see `resumePendingCharges`).
     var pendingCard: String?
+    /// Who ordered, as they were when they ordered (like prices): emails and
+    /// the invoice need a name and an address, and the order side does not
+    /// read the users table (from stage 2 on, it cannot).
+    var customerEmail: String
+    var customerName: String
     var idempotencyKey: String?
     var requestFingerprint: String
     var createdAt: Date
@@ -23,11 +28,12 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
     init(
         id: String, userId: String, status: OrderStatus, cancelReason: CancelReason?, totalCents: Cents,
         paymentStatus: PaymentStatus, chargedCents: Cents, refundedCents: Cents, cardLast4: String,
-        pendingCard: String?, idempotencyKey: String?, requestFingerprint: String, createdAt: Date, updatedAt: Date
+        pendingCard: String?, customerEmail: String, customerName: String, idempotencyKey: String?, requestFingerprint: String, createdAt: Date, updatedAt: Date
     ) {
         self.id = id; self.userId = userId; self.status = status; self.cancelReason = cancelReason
         self.totalCents = totalCents; self.paymentStatus = paymentStatus; self.chargedCents = chargedCents
         self.refundedCents = refundedCents; self.cardLast4 = cardLast4; self.pendingCard = pendingCard
+        self.customerEmail = customerEmail; self.customerName = customerName
         self.idempotencyKey = idempotencyKey; self.requestFingerprint = requestFingerprint
         self.createdAt = createdAt; self.updatedAt = updatedAt
     }
@@ -36,6 +42,7 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
         id = row["id"]; userId = row["userId"]; status = row["status"]; cancelReason = row["cancelReason"]
         totalCents = row["totalCents"]; paymentStatus = row["paymentStatus"]; chargedCents = row["chargedCents"]
         refundedCents = row["refundedCents"]; cardLast4 = row["cardLast4"]; pendingCard = row["pendingCard"]
+        customerEmail = row["customerEmail"]; customerName = row["customerName"]
         idempotencyKey = row["idempotencyKey"]; requestFingerprint = row["requestFingerprint"]
         createdAt = Date(databaseMilliseconds: row["createdAt"]); updatedAt = Date(databaseMilliseconds: row["updatedAt"])
     }
@@ -46,9 +53,12 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
         container["paymentStatus"] = paymentStatus; container["chargedCents"] = chargedCents
         container["refundedCents"] = refundedCents; container["cardLast4"] = cardLast4
         container["pendingCard"] = pendingCard; container["idempotencyKey"] = idempotencyKey
+        container["customerEmail"] = customerEmail; container["customerName"] = customerName
         container["requestFingerprint"] = requestFingerprint
         container["createdAt"] = createdAt.databaseMilliseconds; container["updatedAt"] = updatedAt.databaseMilliseconds
     }
+
+    var customer: Recipient { Recipient(userId: userId, email: customerEmail, name: customerName) }
 
     func api(items: [OrderItemRecord]) -> API.Order {
         API.Order(
@@ -130,5 +140,26 @@ struct InvoiceRecord: PersistableRecord {
     func encode(to container: inout PersistenceContainer) throws {
         container["orderId"] = orderId; container["number"] = number; container["html"] = html
         container["createdAt"] = createdAt.databaseMilliseconds
+    }
+}
+
+/// Stock of one product. `available` can be sold; `reserved` is held by
+/// orders whose payment is not decided yet.
+struct InventoryRecord: FetchableRecord, PersistableRecord {
+    static let databaseTableName = "inventory"
+    var productId: String
+    var available: Int
+    var reserved: Int
+
+    var api: API.Inventory { API.Inventory(productId: productId, available: available, reserved: reserved) }
+
+    init(productId: String, available: Int, reserved: Int) {
+        self.productId = productId; self.available = available; self.reserved = reserved
+    }
+
+    init(row: Row) throws { productId = row["productId"]; available = row["available"]; reserved = row["reserved"] }
+
+    func encode(to container: inout PersistenceContainer) throws {
+        container["productId"] = productId; container["available"] = available; container["reserved"] = reserved
     }
 }

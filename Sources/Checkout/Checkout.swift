@@ -1,0 +1,55 @@
+import Auth
+import Hummingbird
+import Logging
+import ShopServer
+import Storage
+
+/// The order side of the shop, assembled over one database: orders,
+/// stock, payments, notifications, invoices, the sales report. Stages 1 to 3
+/// each build one and add its routes; what differs between them is where
+/// the catalogue and the accounts live.
+public struct Checkout: Sendable {
+    public let orders: OrderService
+    public let inventory: InventoryService
+    public let notifications: NotificationService
+    public let reports: ReportService
+    let auth: Authenticator
+
+    public init(db: DatabasePool, catalogue: any Catalogue, auth: Authenticator) {
+        let inventory = InventoryService(db: db)
+        let notifications = NotificationService(db: db)
+        self.inventory = inventory
+        self.notifications = notifications
+        self.reports = ReportService(db: db)
+        self.orders = OrderService(
+            db: db, catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: .inline),
+            notifications: notifications, invoices: InvoiceService(db: db))
+        self.auth = auth
+    }
+
+    /// Orders a crash left half-done are finished before new ones arrive.
+    public func start(logger: Logger) async throws {
+        try await orders.resumePendingCharges(logger: logger)
+    }
+
+    /// Orders, stock, notifications and the sales report.
+    public func addRoutes(to router: Router<ShopRequestContext>) {
+        let orders = OrderController(orders: self.orders, auth: auth)
+        router.post("/orders", use: orders.place)
+        router.get("/orders", use: orders.list)
+        router.get("/orders/:id", use: orders.get)
+        router.post("/orders/:id/cancel", use: orders.cancel)
+        router.post("/orders/:id/ship", use: orders.ship)
+        router.get("/orders/:id/invoice", use: orders.invoice)
+
+        let stock = InventoryController(inventory: inventory, auth: auth)
+        router.get("/inventory/:productId", use: stock.get)
+        router.post("/inventory/:productId/restock", use: stock.restock)
+
+        let notifications = NotificationController(notifications: self.notifications, auth: auth)
+        router.get("/notifications", use: notifications.list)
+
+        let reports = self.reports
+        router.get("/reports/sales") { request, context in try await stock.sales(request, context: context, reports: reports) }
+    }
+}

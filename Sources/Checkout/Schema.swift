@@ -1,0 +1,92 @@
+import Storage
+
+/// The order side of the shop: orders and their lines, stock, payments,
+/// notifications, invoices. Stages 1 to 3 keep all of it in one database;
+/// stage 1 adds users and products beside it, stages 2 and 3 have those in
+/// services of their own. Other concerns are referenced by id only, never by
+/// foreign key: from stage 2 on they live in other databases.
+public enum CheckoutSchema {
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("checkout v1") { db in
+            try db.execute(sql: """
+                -- Times (createdAt, updatedAt) are integer milliseconds since 1970, UTC.
+                -- Tables keyed by a text id are WITHOUT ROWID unless they are listed
+                -- newest first (orders and notifications use the rowid to break ties
+                -- between equal times). Without a rowid the table *is* its primary-key
+                -- index: one b-tree page written per insert instead of two.
+
+                -- The CHECKs are the last line of defence against overselling: even a
+                -- bug in the code cannot drive stock below zero.
+                CREATE TABLE inventory (
+                    productId TEXT PRIMARY KEY,
+                    available INTEGER NOT NULL CHECK (available >= 0),
+                    reserved INTEGER NOT NULL CHECK (reserved >= 0)
+                ) WITHOUT ROWID;
+                CREATE TABLE orders (
+                    id TEXT PRIMARY KEY,
+                    userId TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    cancelReason TEXT,
+                    totalCents INTEGER NOT NULL,
+                    paymentStatus TEXT NOT NULL,
+                    chargedCents INTEGER NOT NULL,
+                    refundedCents INTEGER NOT NULL,
+                    cardLast4 TEXT NOT NULL,
+                    -- The card is kept only while its charge is undecided, so that a
+                    -- restart can finish the charge of an order caught mid-request.
+                    pendingCard TEXT,
+                    customerEmail TEXT NOT NULL,
+                    customerName TEXT NOT NULL,
+                    idempotencyKey TEXT,
+                    requestFingerprint TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL,
+                    updatedAt INTEGER NOT NULL,
+                    UNIQUE (userId, idempotencyKey)
+                );
+                CREATE INDEX orders_by_user ON orders(userId, createdAt);
+                CREATE INDEX orders_with_pending_charge ON orders(pendingCard) WHERE pendingCard IS NOT NULL;
+                CREATE TABLE order_items (
+                    orderId TEXT NOT NULL REFERENCES orders(id),
+                    line INTEGER NOT NULL,
+                    productId TEXT NOT NULL,
+                    sku TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    quantity INTEGER NOT NULL,
+                    unitPriceCents INTEGER NOT NULL,
+                    lineTotalCents INTEGER NOT NULL,
+                    PRIMARY KEY (orderId, line)
+                ) WITHOUT ROWID;
+                -- One row per money movement. UNIQUE(orderId, kind): an order is
+                -- charged at most once and refunded at most once, whatever retries.
+                CREATE TABLE payments (
+                    id TEXT PRIMARY KEY,
+                    orderId TEXT NOT NULL REFERENCES orders(id),
+                    kind TEXT NOT NULL,                     -- charge | refund
+                    outcome TEXT NOT NULL,                  -- captured | declined | refunded
+                    amountCents INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    createdAt INTEGER NOT NULL,
+                    UNIQUE (orderId, kind)
+                ) WITHOUT ROWID;
+                CREATE TABLE notifications (
+                    id TEXT PRIMARY KEY,
+                    userId TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    orderId TEXT,
+                    channel TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL
+                );
+                -- Exactly one notification of a kind per order (per user for welcome).
+                CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
+                CREATE TABLE invoices (
+                    orderId TEXT PRIMARY KEY REFERENCES orders(id),
+                    number INTEGER NOT NULL UNIQUE,
+                    html TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+    }
+}
