@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
+        .executable(name: "amqp-bench", targets: ["AMQPBench"]),
     ],
     dependencies: [
         // Hummingbird's default traits pull in swift-configuration, which no
@@ -84,6 +85,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// librabbitmq (rabbitmq-c 0.11, Debian's librabbitmq-dev) as a Clang module.
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        /// AMQP 0-9-1 over librabbitmq: one I/O thread per connection, publisher
+        /// confirms, consumers as async sequences, reconnection. Stage 4 stands on it.
+        .target(
+            name: "AMQP",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         /// A small HTTP/1.1 client over SwiftNIO with keep-alive and timeouts,
         /// plus a typed client of the contract. Used by the tests, the load
         /// generator and (from stage 2) by one service calling another.
@@ -138,6 +153,9 @@ let package = Package(
         /// `swift run -c release redis-bench`: the Redis client's figures.
         .executableTarget(name: "RedisBench", dependencies: ["Redis"], swiftSettings: swiftSettings),
 
+        /// `swift run -c release amqp-bench`: the AMQP client's figures beside pika's.
+        .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], swiftSettings: swiftSettings),
+
         // MARK: Tests
 
         /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
@@ -153,6 +171,16 @@ let package = Package(
         .testTarget(
             name: "Stage1Tests",
             dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        /// Against the real RabbitMQ that scripts/test starts, with pika as the peer.
+        .testTarget(
+            name: "AMQPTests",
+            dependencies: [
+                "AMQP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.

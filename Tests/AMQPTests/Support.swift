@@ -1,0 +1,232 @@
+@testable import AMQP
+import Foundation
+import Testing
+
+/// Where the tests find the broker and the tools around it.
+enum Broker {
+    static let url = ProcessInfo.processInfo.environment["AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
+
+    static func configuration(heartbeat: Duration = .seconds(10)) throws -> AMQPConfiguration {
+        var configuration = try AMQPConfiguration(url: url)
+        configuration.heartbeat = heartbeat
+        configuration.connectTimeout = .seconds(3)
+        configuration.connectionName = "AMQPTests"
+        return configuration
+    }
+
+    /// Connects, or fails the test with a message that says what to do.
+    /// Never skips: a test run without a broker must not look green.
+    static func connect(heartbeat: Duration = .seconds(10)) async throws -> AMQPConnection {
+        let configuration = try configuration(heartbeat: heartbeat)
+        do {
+            return try await AMQPConnection.connect(configuration)
+        } catch {
+            throw BrokerUnavailable(address: configuration.address, underlying: "\(error)")
+        }
+    }
+
+    /// A name no other test run uses.
+    static func unique(_ prefix: String) -> String {
+        "test-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// The repository's `scripts/infra`: found by walking up from this file
+    /// (it is at the root of the main package), else the main checkout.
+    static var infraScript: String {
+        if let path = ProcessInfo.processInfo.environment["INFRA_SCRIPT"] { return path }
+        return findUpwards("scripts/infra") ?? "scripts/infra"
+    }
+
+    /// The Python with pika in it: `PIKA_PYTHON`, else the repository's
+    /// `.venv` (made by `scripts/setup`).
+    static var python: String {
+        if let path = ProcessInfo.processInfo.environment["PIKA_PYTHON"] { return path }
+        return findUpwards(".venv/bin/python") ?? ".venv/bin/python"
+    }
+
+    private static func findUpwards(_ relative: String) -> String? {
+        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent(relative).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return nil
+    }
+}
+
+struct BrokerUnavailable: Error, CustomStringConvertible {
+    let address: String
+    let underlying: String
+    var description: String {
+        "RabbitMQ is not reachable at \(address) (\(underlying)). Start it with `scripts/infra up rabbitmq` "
+            + "(or point AMQP_URL at a running broker)."
+    }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+struct ProcessResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a program to completion on a thread of its own (never blocking the
+/// cooperative pool), killing it after `timeout`.
+func runProcess(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let watchdog = Task {
+        try await Task.sleep(for: timeout)
+        process.terminate()
+    }
+    defer { watchdog.cancel() }
+    return await withCheckedContinuation { continuation in
+        Thread {
+            // Read both pipes to the end before waiting, so a chatty child
+            // cannot fill a pipe and block forever.
+            let errorData = Locked(Data())
+            let reader = Thread { errorData.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
+            reader.start()
+            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            while !reader.isFinished { usleep(1000) }
+            continuation.resume(
+                returning: ProcessResult(
+                    status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self),
+                    stderr: String(decoding: errorData.withLock { $0 }, as: UTF8.self)))
+        }.start()
+    }
+}
+
+
+/// pika on the other side of the wire.
+enum Pika {
+    /// Runs `script` with pika; it gets the broker URL as argv[1] and the
+    /// extra arguments after it, and prints one JSON document.
+    static func run(_ script: String, _ arguments: [String] = []) async throws -> [String: Any] {
+        let result = try await runProcess(Broker.python, ["-c", script, Broker.url] + arguments, timeout: .seconds(60))
+        guard result.status == 0 else {
+            throw ProcessFailure(
+                description: "pika script failed (\(result.status)) with \(Broker.python): \(result.stderr)"
+                    + (result.stderr.contains("No module named") ? " — run scripts/setup" : ""))
+        }
+        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw ProcessFailure(description: "pika script printed no JSON object: \(result.stdout)")
+        }
+        return object
+    }
+
+    /// Shared by the scripts: fetch one message with basic_get, waiting up
+    /// to 10 s, and describe it as JSON.
+    static let getOne = """
+        import json, sys, time, pika
+        params = pika.URLParameters(sys.argv[1])
+        conn = pika.BlockingConnection(params)
+        ch = conn.channel()
+        deadline = time.time() + 10
+        while True:
+            method, props, body = ch.basic_get(sys.argv[2], auto_ack=False)
+            if method is not None or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        if method is None:
+            print(json.dumps({"found": False}))
+            sys.exit(0)
+        ch.basic_ack(method.delivery_tag)
+        def plain(v):
+            if isinstance(v, bytes): return v.decode()
+            if isinstance(v, dict): return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, list): return [plain(x) for x in v]
+            if hasattr(v, "timestamp"): return int(v.timestamp())
+            return v
+        print(json.dumps({
+            "found": True, "body": body.decode(), "routing_key": method.routing_key,
+            "content_type": props.content_type, "message_id": props.message_id,
+            "correlation_id": props.correlation_id, "timestamp": props.timestamp,
+            "type": props.type, "delivery_mode": props.delivery_mode, "app_id": props.app_id,
+            "headers": plain(props.headers or {}),
+        }))
+        conn.close()
+        """
+}
+
+/// A long-running Python helper that talks over stdin/stdout (the TCP proxy).
+final class PythonHelper: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+
+    init(script: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: Broker.python)
+        process.arguments = ["-c", script] + arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        try process.run()
+    }
+
+    /// The first line the helper prints.
+    func firstLine() async -> String {
+        await withCheckedContinuation { continuation in
+            Thread {
+                var line = Data()
+                while true {
+                    let byte = self.output.fileHandleForReading.readData(ofLength: 1)
+                    if byte.isEmpty || byte == Data("\n".utf8) { break }
+                    line.append(byte)
+                }
+                continuation.resume(returning: String(decoding: line, as: UTF8.self))
+            }.start()
+        }
+    }
+
+    func send(_ line: String) {
+        input.fileHandleForWriting.write(Data((line + "\n").utf8))
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(25))
+    }
+    return try await condition()
+}
+
+/// Takes the next element of a consumer within `timeout`.
+func next<S: AsyncSequence & Sendable>(_ sequence: S, timeout: Duration = .seconds(10)) async throws -> S.Element?
+where S.Element: Sendable {
+    try await withThrowingTaskGroup(of: S.Element?.self) { group in
+        group.addTask {
+            var iterator = sequence.makeAsyncIterator()
+            return try await iterator.next()
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
