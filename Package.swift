@@ -126,12 +126,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Accounts (the users table) and the user service's own API.
+        .target(
+            name: "Accounts",
+            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        /// The catalogue (the products table) and the product service's own API.
+        .target(
+            name: "Catalog",
+            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Stage 1: the monolith
 
         .executableTarget(
             name: "Stage1",
             dependencies: [
-                "Common", "Auth", "ShopServer", "Storage", "Checkout",
+                "Common", "Auth", "ShopServer", "Storage", "Accounts", "Catalog", "Checkout",
             ],
             path: "Stages/stage-1",
             exclude: ["README.md"],

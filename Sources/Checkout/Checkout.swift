@@ -1,3 +1,4 @@
+import Common
 import Auth
 import Hummingbird
 import Logging

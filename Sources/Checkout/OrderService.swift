@@ -4,13 +4,6 @@ import Foundation
 import Storage
 import Logging
 
-/// Where an order's prices and names come from: the products table in
-/// stage 1, the product service from stage 2.
-public protocol Catalogue: Sendable {
-    /// The products with these ids; unknown ids are simply absent.
-    func products(ids: [String]) async throws -> [String: API.Product]
-}
-
 /// Placing, reading, cancelling and shipping orders: the whole checkout,
 /// synchronously, in the customer's request. Stages 1 to 3 run it in-process;
 /// stage 4 takes it apart into services that exchange messages.

@@ -1,3 +1,10 @@
+/// Where an order's prices and names come from: the products table in
+/// stage 1, the product service from stage 2.
+public protocol Catalogue: Sendable {
+    /// The products with these ids; unknown ids are simply absent.
+    func products(ids: [String]) async throws -> [String: API.Product]
+}
+
 /// Pricing copies each product's name, sku and price into the order when it
 /// is placed, so that a later price change or rename never alters an order
 /// already placed (contract). The catalogue is passed in: stage 1 reads it

@@ -1,4 +1,6 @@
+import Accounts
 import Auth
+import Catalog
 import Checkout
 import Common
 import Foundation
@@ -15,21 +17,18 @@ enum Monolith {
         let db = try ShopDatabase.open(at: dataDir.appendingPathComponent("shop.sqlite"))
         let auth = Authenticator(signer: settings.signer)
 
-        let notifications = NotificationService(db: db)
-        let catalog = CatalogService(db: db, inventory: InventoryService(db: db))
-        // The order side prices orders from the catalogue in the same database.
-        let checkout = Checkout(db: db, catalogue: catalog, auth: auth)
-        let accounts = AccountService(
-            db: db, hasher: settings.hasher, signer: settings.signer, notifications: notifications,
-            decoyHash: await settings.hasher.makeDecoy())
+        let accounts = await AccountStore(db: db, settings: settings)
+        let products = ProductStore(db: db)
+        // The order side prices orders from the products table of the same database.
+        let checkout = Checkout(db: db, catalogue: products, auth: auth)
 
         try await accounts.ensureAdmin(email: settings.adminEmail, password: settings.adminPassword, logger: logger)
         try await checkout.start(logger: logger)
 
         let router = ShopServerRunner.makeRouter()
         Routes.register(on: router, Controllers(
-            accounts: AccountController(accounts: accounts, orders: checkout.orders, notifications: checkout.notifications, auth: auth),
-            catalog: CatalogController(catalog: catalog, auth: auth),
+            accounts: AccountController(accounts: accounts, checkout: checkout, auth: auth),
+            catalog: CatalogController(products: products, inventory: checkout.inventory, auth: auth),
             health: HealthController(db: db)), checkout: checkout)
         return router
     }

@@ -1,24 +1,33 @@
+import Catalog
+import Checkout
 import Common
 import Hummingbird
 import ShopServer
 
 struct CatalogController: Sendable {
-    let catalog: CatalogService
+    let products: ProductStore
+    let inventory: InventoryService
     let auth: Authenticator
 
     func list(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        Reply.json(API.ItemList(items: try await catalog.list()))
+        Reply.json(API.ItemList(items: try await products.list()))
     }
 
     func get(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        Reply.json(try await catalog.product(id: try context.parameters.id("id")))
+        Reply.json(try await products.product(id: try context.parameters.id("id")))
     }
 
+    /// The product and its stock row in one transaction.
     func create(_ request: Request, context: ShopRequestContext) async throws -> Response {
         _ = try auth.admin(request, context: context)
         var request = request
         let body = try await request.decodeJSON(API.CreateProductRequest.self)
-        return Reply.json(try await catalog.create(body), status: .created)
+        let stock = try Validate.initialStock(body.initialStock ?? 0)
+        let inventory = self.inventory
+        let product = try await products.create(body) { db, product in
+            try inventory.create(productId: product.id, initialStock: stock, in: db)
+        }
+        return Reply.json(product, status: .created)
     }
 
     func update(_ request: Request, context: ShopRequestContext) async throws -> Response {
@@ -26,6 +35,6 @@ struct CatalogController: Sendable {
         let id = try context.parameters.id("id")
         var request = request
         let body = try await request.decodeJSON(API.UpdateProductRequest.self)
-        return Reply.json(try await catalog.update(id: id, body))
+        return Reply.json(try await products.update(id: id, body))
     }
 }

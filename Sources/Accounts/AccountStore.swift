@@ -1,21 +1,34 @@
 import Auth
-import Checkout
 import Common
 import Foundation
 import Logging
+import ShopServer
 import Storage
 
-/// Sign-up, sign-in and the current user. Stage 2 moves exactly this into
-/// its own process, the user service.
-struct AccountService: Sendable {
+/// Accounts over the `users` table: sign-up, sign-in, the current user, the
+/// first administrator. Stage 1 uses it inside the monolith; from stage 2 it
+/// is the heart of the user service.
+public struct AccountStore: Sendable {
     let db: DatabasePool
     let hasher: PasswordHasher
     let signer: TokenSigner
-    let notifications: NotificationService
     /// See `PasswordHasher.makeDecoy`.
     let decoyHash: String
 
-    func signUp(_ request: API.SignUpRequest) async throws -> API.User {
+    public init(db: DatabasePool, settings: ShopSettings) async {
+        self.db = db
+        self.hasher = settings.hasher
+        self.signer = settings.signer
+        self.decoyHash = await settings.hasher.makeDecoy()
+    }
+
+    /// Creates a customer's account. `inSameTransaction` runs in the
+    /// account's transaction: the monolith writes the welcome email there
+    /// (both or neither); the user service has nothing to add.
+    public func signUp(
+        _ request: API.SignUpRequest,
+        inSameTransaction: (@Sendable (Database, API.User) throws -> Void)? = nil
+    ) async throws -> API.User {
         let email = try Validate.email(request.email)
         try Validate.password(request.password)
         let name = try Validate.name(request.name)
@@ -24,11 +37,9 @@ struct AccountService: Sendable {
             id: ID.make(ID.user), email: email, emailKey: Validate.normalizedEmail(email), name: name,
             passwordHash: hash, role: .customer, createdAt: Timestamp.now())
         do {
-            // The account and its welcome email in one transaction: the
-            // monolith's privilege, which stage 2 gives up.
-            try await db.write { [notifications] db in
+            try await db.write { db in
                 try user.insert(db)
-                try notifications.record(.welcome, to: Recipient(userId: user.id, email: email, name: name), orderId: nil, in: db)
+                try inSameTransaction?(db, user.api)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw ShopError(.emailTaken, "an account with the email \(email) already exists")
@@ -36,7 +47,7 @@ struct AccountService: Sendable {
         return user.api
     }
 
-    func login(_ request: API.LoginRequest) async throws -> API.LoginResponse {
+    public func login(_ request: API.LoginRequest) async throws -> API.LoginResponse {
         let key = Validate.normalizedEmail(request.email.trimmingCharacters(in: .whitespaces))
         let user = try await db.read { db in try UserRecord.filter(Column("emailKey") == key).fetchOne(db) }
         // Unknown email and wrong password cost the same and answer the same.
@@ -46,17 +57,16 @@ struct AccountService: Sendable {
         return API.LoginResponse(token: token, expiresIn: signer.lifetimeSeconds, user: user.api)
     }
 
-    func user(id: String) async throws -> UserRecord {
+    public func user(id: String) async throws -> API.User {
         guard let user = try await db.read({ db in try UserRecord.fetchOne(db, key: id) }) else {
-            // A valid token for a user that no longer exists.
-            throw ShopError.unauthorized
+            throw ShopError.notFound("user \(id)")
         }
-        return user
+        return user.api
     }
 
     /// The first administrator, from ADMIN_EMAIL / ADMIN_PASSWORD, created
     /// once. An existing account keeps its password.
-    func ensureAdmin(email: String, password: String, logger: Logger) async throws {
+    public func ensureAdmin(email: String, password: String, logger: Logger) async throws {
         let key = Validate.normalizedEmail(email)
         if try await db.read({ db in try UserRecord.filter(Column("emailKey") == key).fetchCount(db) }) > 0 { return }
         let admin = UserRecord(
@@ -64,5 +74,25 @@ struct AccountService: Sendable {
             passwordHash: await hasher.hash(password), role: .admin, createdAt: Timestamp.now())
         try await db.write { db in try admin.insert(db, onConflict: .ignore) }
         logger.notice("administrator account created", metadata: ["email": .string(email)])
+    }
+}
+
+public enum AccountsSchema {
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("accounts v1") { db in
+            try db.execute(sql: """
+                -- Times are integer milliseconds since 1970, UTC. Users are keyed by a
+                -- text id and never listed, so the table is its own primary-key index.
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL,
+                    emailKey TEXT NOT NULL UNIQUE,          -- lowercased: emails compare case-insensitively
+                    name TEXT NOT NULL,
+                    passwordHash TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    createdAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
     }
 }

@@ -1,26 +1,31 @@
-import Checkout
 import Common
 import Foundation
 import Storage
 
-/// The catalogue. Stage 2 moves it into the product service; stock stays
-/// with orders until stage 4.
-struct CatalogService: Sendable {
+/// The catalogue over the `products` table. Stage 1 uses it inside the
+/// monolith; from stage 2 it is the heart of the product service.
+public struct ProductStore: Sendable {
     let db: DatabasePool
-    let inventory: InventoryService
 
-    func list() async throws -> [API.Product] {
+    public init(db: DatabasePool) { self.db = db }
+
+    public func list() async throws -> [API.Product] {
         try await db.read { db in try ProductRecord.order(Column("createdAt"), Column("rowid")).fetchAll(db).map(\.api) }
     }
 
-    func product(id: String) async throws -> API.Product {
+    public func product(id: String) async throws -> API.Product {
         guard let product = try await db.read({ db in try ProductRecord.fetchOne(db, key: id) }) else {
             throw ShopError.notFound("product \(id)")
         }
         return product.api
     }
 
-    func create(_ request: API.CreateProductRequest) async throws -> API.Product {
+    /// `inSameTransaction` runs in the product's transaction: the monolith
+    /// creates the stock row there (both or neither).
+    public func create(
+        _ request: API.CreateProductRequest,
+        inSameTransaction: (@Sendable (Database, API.Product) throws -> Void)? = nil
+    ) async throws -> API.Product {
         let now = Timestamp.now()
         let product = ProductRecord(
             id: ID.make(ID.product),
@@ -29,12 +34,10 @@ struct CatalogService: Sendable {
             description: try Validate.description(request.description ?? ""),
             priceCents: try Validate.priceCents(request.priceCents),
             createdAt: now, updatedAt: now)
-        let stock = try Validate.initialStock(request.initialStock ?? 0)
         do {
-            // The product and its stock row in one transaction.
-            try await db.write { [inventory] db in
+            try await db.write { db in
                 try product.insert(db)
-                try inventory.create(productId: product.id, initialStock: stock, in: db)
+                try inSameTransaction?(db, product.api)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw ShopError(.skuTaken, "a product with the sku \(product.sku) already exists")
@@ -42,7 +45,7 @@ struct CatalogService: Sendable {
         return product.api
     }
 
-    func update(id: String, _ request: API.UpdateProductRequest) async throws -> API.Product {
+    public func update(id: String, _ request: API.UpdateProductRequest) async throws -> API.Product {
         // Validate everything before touching anything.
         let name = try request.name.map { name throws(ShopError) in try Validate.name(name) }
         let description = try request.description.map { text throws(ShopError) in try Validate.description(text) }
@@ -61,11 +64,31 @@ struct CatalogService: Sendable {
     }
 }
 
-/// Orders are priced from the products table, in the same database.
-extension CatalogService: Catalogue {
-    func products(ids: [String]) async throws -> [String: API.Product] {
+/// Orders are priced from this table when it is in the same database.
+extension ProductStore: Catalogue {
+    public func products(ids: [String]) async throws -> [String: API.Product] {
         try await db.read { db in
             Dictionary(uniqueKeysWithValues: try ProductRecord.find(ids: ids, in: db).map { ($0.id, $0.api) })
+        }
+    }
+}
+
+public enum CatalogSchema {
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("catalogue v1") { db in
+            try db.execute(sql: """
+                -- Times are integer milliseconds since 1970, UTC. Listed in creation
+                -- order, so the rowid breaks ties between equal times.
+                CREATE TABLE products (
+                    id TEXT PRIMARY KEY,
+                    sku TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    priceCents INTEGER NOT NULL CHECK (priceCents > 0),
+                    createdAt INTEGER NOT NULL,
+                    updatedAt INTEGER NOT NULL
+                );
+                """)
         }
     }
 }
