@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
+        .executable(name: "stage-2", targets: ["Stage2"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "amqp-bench", targets: ["AMQPBench"]),
@@ -139,6 +140,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Runs a stage's processes as children of one command.
+        .target(name: "Supervisor", dependencies: ["ShopServer"], swiftSettings: swiftSettings),
+
         // MARK: Stage 1: the monolith
 
         .executableTarget(
@@ -147,6 +151,19 @@ let package = Package(
                 "Common", "Auth", "ShopServer", "Storage", "Accounts", "Catalog", "Checkout",
             ],
             path: "Stages/stage-1",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 2: user and product extracted (strangler fig)
+
+        .executableTarget(
+            name: "Stage2",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Stages/stage-2",
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),

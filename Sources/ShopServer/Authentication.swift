@@ -12,12 +12,19 @@ public struct Authenticator: Sendable {
     public init(signer: TokenSigner) { self.signer = signer }
 
     public func principal(_ request: Request, context: ShopRequestContext) throws(ShopError) -> Principal {
+        try bearer(request, context: context).principal
+    }
+
+    /// The verified caller and the token itself, for a service that passes
+    /// the caller's token on to another service.
+    public func bearer(_ request: Request, context: ShopRequestContext) throws(ShopError) -> (principal: Principal, token: String) {
         guard let header = request.headers[.authorization] else { throw .unauthorized }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw .unauthorized }
-        switch signer.verify(String(parts[1])) {
+        let token = String(parts[1])
+        switch signer.verify(token) {
         case .success(let principal):
-            return principal
+            return (principal, token)
         case .failure(let why):
             context.logger.info("token refused", metadata: ["reason": .string("\(why)")])
             throw .unauthorized

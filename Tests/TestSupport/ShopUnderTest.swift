@@ -12,7 +12,7 @@ public enum Target: Sendable, Hashable, CustomStringConvertible {
 
     /// The stages that exist so far. Adding stage N to the suite is adding
     /// N here.
-    public static let implementedStages = [1]
+    public static let implementedStages = [1, 2]
 
     /// `SHOP_BASE_URL=http://host:port` tests that server only;
     /// `SHOP_STAGES=1,3` picks stages; default: every implemented stage.
@@ -143,6 +143,10 @@ public final class StageProcess: Sendable {
         // The suite signs up hundreds of users; bcrypt's minimum cost keeps
         // that fast. Hashing is still real bcrypt.
         environment["BCRYPT_COST"] = environment["BCRYPT_COST"] ?? "4"
+        // Stages with services of their own let them pick free ports, so
+        // that several stages can run side by side in one test run.
+        environment["USER_SERVICE_PORT"] = "0"
+        environment["PRODUCT_SERVICE_PORT"] = "0"
         environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         let lifeline = Pipe()

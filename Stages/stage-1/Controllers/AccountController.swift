@@ -6,7 +6,7 @@ import ShopServer
 
 /// HTTP in, HTTP out: controllers read the request, call the code that owns
 /// the concern, and shape the answer. No business rule lives here.
-struct AccountController: Sendable {
+struct AccountController: AccountEndpoints {
     let accounts: AccountStore
     let checkout: Checkout
     let auth: Authenticator

@@ -4,7 +4,7 @@ import Common
 import Hummingbird
 import ShopServer
 
-struct CatalogController: Sendable {
+struct CatalogController: CatalogueEndpoints {
     let products: ProductStore
     let inventory: InventoryService
     let auth: Authenticator

@@ -1,0 +1,65 @@
+import Common
+import Foundation
+
+/// One service calling another over HTTP, the contract's way: a deadline
+/// on every call, the other service's error body passed on as it is (a 409
+/// from the user service is a 409 for our caller too), and a service that
+/// cannot be reached turned into the contract's 503 `unavailable` with
+/// `Retry-After`, never a hang.
+public struct ServiceClient: Sendable {
+    /// How the service is named in messages: "the product service".
+    public let name: String
+    public let baseURL: String
+    let http: HTTPClient
+    let timeout: Duration
+
+    public init(name: String, baseURL: String, timeout: Duration = .seconds(2), http: HTTPClient = HTTPClient()) {
+        self.name = name
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.timeout = timeout
+        self.http = http
+    }
+
+    public func get<T: Decodable>(_ path: String, token: String? = nil, requestId: String? = nil) async throws -> T {
+        try decode(await send("GET", path, body: nil, token: token, requestId: requestId))
+    }
+
+    public func send<T: Decodable>(
+        _ method: String, _ path: String, json: some Encodable, token: String? = nil, requestId: String? = nil
+    ) async throws -> T {
+        let body = Array(try JSON.encoder().encode(json))
+        return try decode(await send(method, path, body: body, token: token, requestId: requestId))
+    }
+
+    /// True when the service answers its health check in time.
+    public func isHealthy(timeout: Duration = .seconds(1)) async -> Bool {
+        (try? await http.send("GET", baseURL + "/health", timeout: timeout).status) == 200
+    }
+
+    func send(_ method: String, _ path: String, body: [UInt8]?, token: String?, requestId: String?) async throws -> HTTPResponse {
+        var headers: [(String, String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if let requestId { headers.append(("X-Request-Id", requestId)) }
+        do {
+            return try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+        } catch {
+            // Refused, reset, or no answer within the deadline: the service is
+            // down or overloaded. Say which, and when to come back.
+            throw ShopError.unavailable(name)
+        }
+    }
+
+    func decode<T: Decodable>(_ response: HTTPResponse) throws -> T {
+        if (200..<300).contains(response.status) {
+            do { return try response.decode(T.self) } catch {
+                throw ShopError(.internalError, "\(name) answered in an unexpected shape")
+            }
+        }
+        if let detail = response.error, let code = ErrorCode(rawValue: detail.code), code != .internalError {
+            throw ShopError(code, detail.message, retryAfter: response.header("Retry-After").flatMap(Int.init))
+        }
+        // A 5xx without the contract's body: the service is broken, which is
+        // the same as unavailable for our caller.
+        throw ShopError.unavailable(name)
+    }
+}

@@ -1,0 +1,105 @@
+import Accounts
+import ArgumentParser
+import Catalog
+import Foundation
+import Hummingbird
+import Logging
+import ShopServer
+import Supervisor
+
+/// Stage 2: the strangler fig. `stage-2` starts three processes under a
+/// supervisor: the user service, the product service and what is left of
+/// the monolith, which stays the entry point. Each can also run alone:
+/// `stage-2 serve product --port 9002`.
+@main
+struct Stage2: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stage-2",
+        abstract: "The monolith with users and products extracted into services of their own.",
+        subcommands: [Run.self, Serve.self],
+        defaultSubcommand: Run.self)
+}
+
+/// `stage-2`: every process of the stage, supervised.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 2 (the default).")
+
+    @OptionGroup var server: ServerOptions
+    @Option(help: "Port of the user service (env USER_SERVICE_PORT; default 9001; 0 picks a free one).")
+    var userPort: Int?
+    @Option(help: "Port of the product service (env PRODUCT_SERVICE_PORT; default 9002; 0 picks a free one).")
+    var productPort: Int?
+
+    func run() async throws {
+        ShopLogHandler.bootstrap(service: "stage-2")
+        let logger = Logger(label: "stage-2")
+        let dataDir = try server.resolvedDataDir(stage: "stage-2")
+        Console.line("stage-2 keeps its data in \(dataDir.path) (user/, product/, monolith/)")
+        // One token secret for the three processes: the user service signs,
+        // the others verify.
+        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        let shared = ["JWT_SECRET": settings.jwtSecret]
+
+        let supervisor = Supervisor()
+        do {
+            let user = try await supervisor.start("user", arguments: [
+                "serve", "user", "--host", "127.0.0.1",
+                "--port", String(userPort ?? Environment.int("USER_SERVICE_PORT") ?? 9001),
+                "--data-dir", dataDir.appendingPathComponent("user").path,
+            ], environment: shared)
+            let product = try await supervisor.start("product", arguments: [
+                "serve", "product", "--host", "127.0.0.1",
+                "--port", String(productPort ?? Environment.int("PRODUCT_SERVICE_PORT") ?? 9002),
+                "--data-dir", dataDir.appendingPathComponent("product").path,
+            ], environment: shared)
+            _ = try await supervisor.start("monolith", arguments: [
+                "serve", "monolith", "--host", server.resolvedHost(), "--port", String(server.resolvedPort()),
+                "--data-dir", dataDir.appendingPathComponent("monolith").path,
+                "--user-url", user.url, "--product-url", product.url,
+            ], environment: shared)
+        } catch {
+            supervisor.stopAll()
+            throw error
+        }
+        await supervisor.runUntilStopped()
+    }
+}
+
+/// `stage-2 serve <service>`: one process of the stage.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage 2.")
+
+    enum Service: String, ExpressibleByArgument, CaseIterable { case user, product, monolith }
+
+    @Argument(help: "user, product or monolith") var service: Service
+    @OptionGroup var server: ServerOptions
+    @Option(help: "The user service's base URL (monolith only; env USER_SERVICE_URL).")
+    var userURL: String?
+    @Option(help: "The product service's base URL (monolith only; env PRODUCT_SERVICE_URL).")
+    var productURL: String?
+
+    func run() async throws {
+        let name = service == .monolith ? "stage-2" : "\(service.rawValue)-service"
+        ShopLogHandler.bootstrap(service: name)
+        let logger = Logger(label: name)
+        let dataDir = try server.resolvedDataDir(stage: "stage-2/\(service.rawValue)")
+        let router: Router<ShopRequestContext>
+        let port: Int
+        switch service {
+        case .user:
+            router = try await UserServiceApp.build(stage: 2, dataDir: dataDir, logger: logger)
+            port = server.resolvedPort(default: 9001)
+        case .product:
+            router = try await ProductServiceApp.build(stage: 2, dataDir: dataDir, logger: logger)
+            port = server.resolvedPort(default: 9002)
+        case .monolith:
+            router = try await Monolith.build(
+                dataDir: dataDir,
+                userURL: userURL ?? Environment.string("USER_SERVICE_URL") ?? "http://127.0.0.1:9001",
+                productURL: productURL ?? Environment.string("PRODUCT_SERVICE_URL") ?? "http://127.0.0.1:9002",
+                logger: logger)
+            port = server.resolvedPort()
+        }
+        try await ShopServerRunner.run(name: name, router: router, host: server.resolvedHost(), port: port, logger: logger)
+    }
+}
