@@ -213,6 +213,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        /// Stage 2's own acceptance tests: separate databases, a service down and back.
+        .testTarget(
+            name: "Stage2Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "Storage"],
+            swiftSettings: swiftSettings
+        ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
         /// The characterization suite: black box over HTTP, one suite for every stage.

@@ -116,9 +116,12 @@ public final class StageProcess: Sendable {
     /// Starts `stage-N`. Pass the `dataDir` and `port` of an earlier run to
     /// restart a stage on its own data (crash-recovery tests); each start
     /// logs to its own file in the data folder.
+    ///
+    /// `serve` starts one process of a stage instead of the whole stage
+    /// (`stage-2 serve product`), with `extraArguments` after the usual ones.
     public static func launch(
-        stage: Int, dataDir: URL? = nil, port: Int? = nil, logName: String = "stage.log",
-        extraEnvironment: [String: String] = [:]
+        stage: Int, serve: String? = nil, dataDir: URL? = nil, port: Int? = nil, logName: String = "stage.log",
+        extraArguments: [String] = [], extraEnvironment: [String: String] = [:]
     ) throws -> StageProcess {
         let executable = binDir.appendingPathComponent("stage-\(stage)")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
@@ -134,7 +137,7 @@ public final class StageProcess: Sendable {
         let port = try port ?? FreePort.find()
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["--port", String(port), "--data-dir", dataDir.path]
+        process.arguments = (serve.map { ["serve", $0] } ?? []) + ["--port", String(port), "--data-dir", dataDir.path] + extraArguments
         var environment = ProcessInfo.processInfo.environment
         environment["SHOP_EXIT_ON_STDIN_EOF"] = "1"
         environment["ADMIN_EMAIL"] = Launcher.adminEmail
@@ -158,6 +161,7 @@ public final class StageProcess: Sendable {
     }
 
     public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
 
     public func waitUntilHealthy(_ api: ShopAPI, within deadline: Duration = .seconds(60)) async throws {
         do {
