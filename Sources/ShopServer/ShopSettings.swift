@@ -23,9 +23,16 @@ public struct ShopSettings: Sendable {
         if let fromEnv = Environment.string("JWT_SECRET") {
             secret = fromEnv
         } else {
-            let file = dataDir.appendingPathComponent("dev-jwt-secret")
+            var file = dataDir.appendingPathComponent("dev-jwt-secret")
+            // A service of a multi-process stage keeps its data in a folder of
+            // the stage's (.data/stage-2/product): it shares the stage's secret,
+            // also when started again by hand.
+            let stageFile = dataDir.deletingLastPathComponent().appendingPathComponent("dev-jwt-secret")
             if let existing = try? String(contentsOf: file, encoding: .utf8), existing.count >= 32 {
                 secret = existing
+            } else if let shared = try? String(contentsOf: stageFile, encoding: .utf8), shared.count >= 32 {
+                secret = shared
+                file = stageFile
             } else {
                 var rng = SystemRandomNumberGenerator()
                 secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()

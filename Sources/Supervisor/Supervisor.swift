@@ -67,7 +67,7 @@ public final class Supervisor: @unchecked Sendable {
             listening.continuation.finish()
             let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
             if self?.isStopping == false {
-                Console.line("supervisor".padding(toLength: self?.nameWidth ?? 10, withPad: " ", startingAt: 0) + " | \(name) \(reason); the others keep running (restart it with: \(arguments.joined(separator: " ")))")
+                Console.line("supervisor".padding(toLength: self?.nameWidth ?? 10, withPad: " ", startingAt: 0) + " | \(name) \(reason); the others keep running (restart it with: \(self?.executable.lastPathComponent ?? "") \(arguments.joined(separator: " ")))")
             }
         }
         try process.run()

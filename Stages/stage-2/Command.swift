@@ -36,9 +36,11 @@ struct Run: AsyncParsableCommand {
         let dataDir = try server.resolvedDataDir(stage: "stage-2")
         Console.line("stage-2 keeps its data in \(dataDir.path) (user/, product/, monolith/)")
         // One token secret for the three processes: the user service signs,
-        // the others verify.
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let shared = ["JWT_SECRET": settings.jwtSecret]
+        // the others verify. JWT_SECRET if set; otherwise the development
+        // secret in the stage's data folder, which each service finds there
+        // (also when one is started again by hand).
+        _ = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        let shared: [String: String] = [:]
 
         let supervisor = Supervisor()
         do {
