@@ -20,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "stage-2", targets: ["Stage2"]),
+        .executable(name: "stage-3", targets: ["Stage3"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "amqp-bench", targets: ["AMQPBench"]),
@@ -140,6 +141,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Service discovery in etcd (over its HTTP/JSON gateway): registration
+        /// under a lease, a cached directory, a client balanced over instances.
+        .target(
+            name: "Discovery",
+            dependencies: [
+                "Common", "ShopClient", "ShopServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         /// Runs a stage's processes as children of one command.
         .target(name: "Supervisor", dependencies: ["ShopServer"], swiftSettings: swiftSettings),
 
@@ -164,6 +179,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Stages/stage-2",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 3: gateway and service discovery
+
+        .executableTarget(
+            name: "Stage3",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor", "Discovery",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Stages/stage-3",
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),

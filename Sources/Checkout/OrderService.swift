@@ -97,6 +97,8 @@ public struct OrderService: Sendable {
             order.updatedAt = Timestamp.now()
 
             guard order.status == .pending else {
+                // Decided already (settled twice, e.g. by a recovery): nothing to do.
+                guard order.status == .cancelled, order.paymentStatus == .pending else { return order.api(items: lines) }
                 // The customer cancelled while we were charging; the stock was
                 // released then. A capture that happened anyway is refunded:
                 // the compensation a saga would run, here in one transaction.

@@ -37,11 +37,8 @@ public struct ServiceClient: Sendable {
     }
 
     func send(_ method: String, _ path: String, body: [UInt8]?, token: String?, requestId: String?) async throws -> HTTPResponse {
-        var headers: [(String, String)] = []
-        if let token { headers.append(("Authorization", "Bearer \(token)")) }
-        if let requestId { headers.append(("X-Request-Id", requestId)) }
         do {
-            return try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+            return try await sendRaw(method, path, body: body, token: token, requestId: requestId)
         } catch {
             // Refused, reset, or no answer within the deadline: the service is
             // down or overloaded. Say which, and when to come back.
@@ -49,7 +46,20 @@ public struct ServiceClient: Sendable {
         }
     }
 
-    func decode<T: Decodable>(_ response: HTTPResponse) throws -> T {
+    /// The request as it is, transport errors included (`HTTPClientError`),
+    /// for a caller that retries elsewhere (a client balancing over several
+    /// instances).
+    public func sendRaw(
+        _ method: String, _ path: String, body: [UInt8]?, token: String?, requestId: String?,
+        headers extra: [(String, String)] = []
+    ) async throws -> HTTPResponse {
+        var headers = extra
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if let requestId { headers.append(("X-Request-Id", requestId)) }
+        return try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+    }
+
+    public func decode<T: Decodable>(_ response: HTTPResponse) throws -> T {
         if (200..<300).contains(response.status) {
             do { return try response.decode(T.self) } catch {
                 throw ShopError(.internalError, "\(name) answered in an unexpected shape")

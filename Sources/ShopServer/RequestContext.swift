@@ -9,9 +9,12 @@ public struct ShopRequestContext: RequestContext {
     /// `X-Request-Id` from the caller, or one we make. Echoed in the
     /// response and passed on to every service the request reaches.
     public var requestId: String = ""
+    /// The caller's IP address (rate limiting by address at the gateway).
+    public let remoteAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     public var maxUploadSize: Int { Limits.maxBodyBytes }

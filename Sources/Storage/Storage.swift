@@ -11,6 +11,9 @@ public enum SQLiteStore {
     /// that, at about a sixth of the write rate on these machines.
     public static func openPool(at url: URL, migrator: DatabaseMigrator) throws -> DatabasePool {
         var config = Configuration()
+        // Several processes may share one file (replicas of a service, from
+        // stage 3): wait for another's write lock instead of failing at once.
+        config.busyMode = .timeout(5)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")

@@ -86,6 +86,19 @@ public final class Supervisor: @unchecked Sendable {
 
     var isStopping: Bool { lock.withLock { stopping } }
 
+    /// Starts the children with `startAll`, then runs until stopped. If one
+    /// of them cannot start, the ones already running are stopped too, and
+    /// the error says which.
+    public func run(_ startAll: (Supervisor) async throws -> Void) async throws {
+        do {
+            try await startAll(self)
+        } catch {
+            stopAll()
+            throw error
+        }
+        await runUntilStopped()
+    }
+
     /// Waits for SIGINT or SIGTERM (or, when our own parent holds a
     /// lifeline, for its end), then stops every child, newest first: the
     /// entry point goes before the services it calls.

@@ -42,8 +42,7 @@ struct Run: AsyncParsableCommand {
         _ = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let shared: [String: String] = [:]
 
-        let supervisor = Supervisor()
-        do {
+        try await Supervisor().run { supervisor in
             let user = try await supervisor.start("user", arguments: [
                 "serve", "user", "--host", "127.0.0.1",
                 "--port", String(userPort ?? Environment.int("USER_SERVICE_PORT") ?? 9001),
@@ -59,11 +58,7 @@ struct Run: AsyncParsableCommand {
                 "--data-dir", dataDir.appendingPathComponent("monolith").path,
                 "--user-url", user.url, "--product-url", product.url,
             ], environment: shared)
-        } catch {
-            supervisor.stopAll()
-            throw error
         }
-        await supervisor.runUntilStopped()
     }
 }
 

@@ -1,0 +1,24 @@
+import Common
+import Foundation
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import ShopServer
+
+/// Runs a service's HTTP server on the port the system picks (port 0 by
+/// default) and registers it in discovery once it listens: callers find it
+/// through etcd, never through a port written into their configuration.
+public enum RegisteredServer {
+    public static func run(
+        service: String, router: Router<ShopRequestContext>, host: String, port: Int, etcd: EtcdClient, logger: Logger
+    ) async throws {
+        let bound = NIOLockedValueBox<Int?>(nil)
+        let id = "\(service)-\(ID.make("i").dropFirst(2).prefix(8))"
+        let registration = ServiceRegistration(etcd: etcd, logger: logger) {
+            bound.withLockedValue { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(host):\($0)") }
+        }
+        try await ShopServerRunner.run(
+            name: "\(service)-service", router: router, host: host, port: port, services: [registration], logger: logger,
+            onListening: { port in bound.withLockedValue { $0 = port } })
+    }
+}

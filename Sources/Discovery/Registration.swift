@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// One running instance of a service, as discovery knows it.
+public struct ServiceInstance: Codable, Sendable, Hashable {
+    public let service: String
+    public let id: String
+    public let url: String
+    public let registeredAt: Date
+
+    public init(service: String, id: String, url: String, registeredAt: Date = Date()) {
+        self.service = service; self.id = id; self.url = url; self.registeredAt = registeredAt
+    }
+
+    /// Where it is kept in etcd: `/shop/services/<service>/<id>`.
+    public var key: String { Discovery.prefix + service + "/" + id }
+}
+
+public enum Discovery {
+    /// `/shop/<namespace>/services/`. A namespace keeps deployments that
+    /// share one etcd apart (two copies of a stage, parallel test runs):
+    /// `DISCOVERY_NAMESPACE`, which a stage's supervisor derives from its
+    /// data folder when it is not set.
+    public static var prefix: String {
+        "/shop/" + (ProcessInfo.processInfo.environment["DISCOVERY_NAMESPACE"] ?? "default") + "/services/"
+    }
+    /// Seconds a silent instance stays listed. Keep-alives go every third of it.
+    public static var leaseTTL: Int { Int(ProcessInfo.processInfo.environment["DISCOVERY_TTL"] ?? "") ?? 5 }
+}
+
+/// Registers this process in etcd for as long as it runs: a key under a
+/// lease, and a keep-alive every third of the lease's TTL. If the process
+/// dies (kill -9, a crash, a cut cable), the keep-alives stop and etcd
+/// deletes the key when the lease expires: the instance leaves the list by
+/// itself. On a graceful shutdown it revokes the lease, and leaves at once.
+public struct ServiceRegistration: Service {
+    let etcd: EtcdClient
+    let instance: @Sendable () async -> ServiceInstance?
+    let logger: Logger
+
+    /// `instance` answers nil until the server knows its port.
+    public init(etcd: EtcdClient, logger: Logger, instance: @escaping @Sendable () async -> ServiceInstance?) {
+        self.etcd = etcd
+        self.instance = instance
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var me: ServiceInstance?
+        while me == nil {
+            me = await instance()
+            if me == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let instance = me!
+        let ttl = Discovery.leaseTTL
+        var lease: Int64?
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                do {
+                    if let current = lease, try await etcd.keepAlive(lease: current) > 0 {
+                        // Renewed.
+                    } else {
+                        // First time, or the lease expired (etcd was away for
+                        // longer than the TTL): register again.
+                        let fresh = try await etcd.grantLease(ttl: ttl)
+                        try await etcd.put(instance.key, Array(try JSONEncoder().encode(instance)), lease: fresh)
+                        if lease == nil {
+                            logger.notice("registered in discovery", metadata: ["service": .string(instance.service), "url": .string(instance.url), "ttl": .stringConvertible(ttl)])
+                        } else {
+                            logger.warning("lease lost; registered again", metadata: ["service": .string(instance.service)])
+                        }
+                        lease = fresh
+                    }
+                } catch {
+                    logger.warning("cannot reach etcd; retrying", metadata: ["etcd": .string(etcd.url), "error": .string("\(error)")])
+                }
+                try? await Task.sleep(for: .milliseconds(ttl * 1000 / 3))
+            }
+        } onGracefulShutdown: {}
+        if let lease {
+            try? await etcd.revoke(lease: lease)
+            logger.notice("deregistered from discovery", metadata: ["service": .string(instance.service)])
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Common
+import Discovery
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ShopClient
+import ShopServer
+
+/// Passes a request on to an instance of a service, as it came: method,
+/// path, query, body, and the headers that mean something to the service
+/// (the caller's token, the idempotency key, the request id). The answer
+/// comes back as it went: status, body, content type, `Retry-After`.
+struct Forwarder: Sendable {
+    let services: [String: DiscoveredService]
+
+    func forward(_ request: Request, context: ShopRequestContext, to service: String) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: Limits.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw ShopError.payloadTooLarge
+        }
+        var headers: [(String, String)] = []
+        for name in [HTTPField.Name.authorization, .contentType, .idempotencyKey] {
+            if let value = request.headers[name] { headers.append((name.rawName, value)) }
+        }
+        let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        let answer = try await services[service]!.send(
+            request.method.rawValue, path, body: body.readableBytes > 0 || request.method != .get ? Array(body.readableBytesView) : nil,
+            requestId: context.requestId, headers: headers)
+        return Self.relay(answer)
+    }
+
+    static func relay(_ answer: ShopClient.HTTPResponse) -> Response {
+        var response = Response(status: HTTPTypes.HTTPResponse.Status(code: answer.status), body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        if let type = answer.header("Content-Type") { response.headers[.contentType] = type }
+        if let retry = answer.header("Retry-After") { response.headers[.retryAfter] = retry }
+        return response
+    }
+}
