@@ -248,6 +248,13 @@ let package = Package(
             dependencies: ["Common", "ShopClient", "TestSupport", "Storage"],
             swiftSettings: swiftSettings
         ),
+        /// Stage 3's own acceptance tests, against real etcd: kill -9 under
+        /// traffic, rate limiting, the composed summary, forged identities.
+        .testTarget(
+            name: "Stage3Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
         /// The characterization suite: black box over HTTP, one suite for every stage.

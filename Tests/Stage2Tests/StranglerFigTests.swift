@@ -147,13 +147,7 @@ struct StranglerFigTests {
         let stage = try StageProcess.launch(stage: 2)
         let api = ShopAPI(baseURL: stage.baseURL, http: HTTPClient(timeout: .seconds(10)))
         try await stage.waitUntilHealthy(api)
-        // Each thread lists the children it started; Foundation starts them
-        // from whichever thread runs the task.
-        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(stage.pid)/task")
-        let children = threads.flatMap { thread in
-            ((try? String(contentsOfFile: "/proc/\(stage.pid)/task/\(thread)/children", encoding: .utf8)) ?? "")
-                .split(separator: " ").compactMap { Int32($0) }
-        }
+        let children = stage.children().map(\.pid)
         #expect(children.count == 3, "user, product and monolith")
         let log = stage.logTail(lines: 400)
         for name in ["user", "product", "monolith"] {
@@ -161,11 +155,8 @@ struct StranglerFigTests {
         }
 
         // Kill one child: the supervisor says so, the others keep serving.
-        let productPid = try #require(children.first { pid in
-            // Arguments are NUL-separated; "serve product" is the product
-            // service (the monolith's own arguments mention --product-url).
-            ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains("serve\0product\0")
-        })
+        // By its arguments: the monolith's own mention --product-url.
+        let productPid = try #require(stage.child(serving: "product"))
         kill(productPid, SIGKILL)
         _ = try await Poll.until("the supervisor reports the exit", within: .seconds(10)) {
             stage.logTail(lines: 400).contains("product was killed by signal 9") ? true : nil

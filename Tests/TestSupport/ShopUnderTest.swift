@@ -160,6 +160,23 @@ public final class StageProcess: Sendable {
         return StageProcess(baseURL: "http://127.0.0.1:\(port)", dataDir: dataDir, logFile: logFile, process: process, lifeline: lifeline)
     }
 
+    /// The processes this one started (a stage's supervisor starts its
+    /// services), with their command lines (arguments separated by NUL).
+    public func children() -> [(pid: Int32, commandLine: String)] {
+        // Each thread lists the children it started; Foundation starts them
+        // from whichever thread runs the task.
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return threads.flatMap { thread in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { Int32($0) }
+        }.map { child in (child, (try? String(contentsOfFile: "/proc/\(child)/cmdline", encoding: .utf8)) ?? "") }
+    }
+
+    /// The first child running `serve <service>`.
+    public func child(serving service: String) -> Int32? {
+        children().first { $0.commandLine.contains("serve\0\(service)\0") }?.pid
+    }
+
     public var isRunning: Bool { process.isRunning }
     public var pid: Int32 { process.processIdentifier }
 
