@@ -50,7 +50,7 @@ public struct Checkout: Sendable {
         let notifications = NotificationController(notifications: self.notifications, auth: auth)
         router.get("/notifications", use: notifications.list)
 
-        let reports = self.reports
-        router.get("/reports/sales") { request, context in try await stock.sales(request, context: context, reports: reports) }
+        let reports = ReportController(reports: self.reports, auth: auth)
+        router.get("/reports/sales", use: reports.sales)
     }
 }

@@ -18,8 +18,14 @@ public struct InventoryController: Sendable {
         let body = try await request.decodeJSON(API.RestockRequest.self)
         return Reply.json(try await inventory.restock(productId: id, quantity: body.quantity))
     }
+}
 
-    func sales(_ request: Request, context: ShopRequestContext, reports: ReportService) async throws -> Response {
+/// `GET /reports/sales`, for administrators.
+public struct ReportController: Sendable {
+    let reports: ReportService
+    let auth: Authenticator
+
+    func sales(_ request: Request, context: ShopRequestContext) async throws -> Response {
         _ = try auth.admin(request, context: context)
         return Reply.json(try await reports.sales())
     }

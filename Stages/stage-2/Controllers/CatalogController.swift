@@ -19,9 +19,9 @@ struct CatalogController: CatalogueEndpoints {
 
     /// The product service creates the product, then its stock row is made
     /// here. No transaction spans the two: if this process dies in between,
-    /// the product exists without stock (the inventory answers 404 for it
-    /// until an administrator restocks... which also answers 404). The
-    /// initial stock is checked first, so a bad one creates nothing.
+    /// the product exists without a stock row, and `GET /inventory/{id}`
+    /// answers 404 for it (stage 4's outbox closes the gap). The initial
+    /// stock is checked first, so a bad one creates nothing.
     func create(_ request: Request, context: ShopRequestContext) async throws -> Response {
         let (_, token) = try auth.bearer(request, context: context)
         var request = request
