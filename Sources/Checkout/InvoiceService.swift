@@ -11,7 +11,7 @@ struct InvoiceService: Sendable {
         let next = (try Int.fetchOne(db, cached: "SELECT max(number) FROM invoices") ?? 0) + 1
         let billedTo = API.User(id: customer.userId, email: customer.email, name: customer.name, role: .customer)
         let html = InvoiceDocument.html(number: InvoiceDocument.number(next), order: order, customer: billedTo)
-        try InvoiceRecord(orderId: order.id, number: next, html: html, createdAt: Timestamp.now()).insert(db, onConflict: .ignore)
+        try InvoiceRecord(orderId: order.id, number: next, html: html, createdAt: Timestamp.now()).insertOnce(db)
     }
 
     func html(orderId: String) async throws -> String? {

@@ -2,7 +2,7 @@ import Common
 import Foundation
 import Storage
 
-struct NotificationRecord: FetchableRecord, PersistableRecord {
+struct NotificationRecord: FetchableRecord, TableRecord {
     static let databaseTableName = "notifications"
     var id: String
     var userId: String
@@ -23,10 +23,13 @@ struct NotificationRecord: FetchableRecord, PersistableRecord {
         recipient = row["recipient"]; subject = row["subject"]; createdAt = Date(databaseMilliseconds: row["createdAt"])
     }
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container["id"] = id; container["userId"] = userId; container["kind"] = kind; container["orderId"] = orderId
-        container["channel"] = channel; container["recipient"] = recipient; container["subject"] = subject
-        container["createdAt"] = createdAt.databaseMilliseconds
+    /// `OR IGNORE` with the unique index (user, kind, order): exactly one
+    /// notification of a kind per order, however often it is recorded.
+    func insertOnce(_ db: Database) throws {
+        try db.run(cached: """
+            INSERT OR IGNORE INTO notifications (id, userId, kind, orderId, channel, recipient, subject, createdAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [id, userId, kind, orderId, channel, recipient, subject, createdAt.databaseMilliseconds])
     }
 
     var api: API.Notification {

@@ -26,7 +26,7 @@ public struct NotificationService: Sendable {
             recipient: recipient.email,
             subject: NotificationText.subject(kind, orderId: orderId, userName: recipient.name),
             createdAt: Timestamp.now())
-        try record.insert(db, onConflict: .ignore)
+        try record.insertOnce(db)
     }
 
     /// The welcome email, in its own transaction (stage 2 on: the account

@@ -2,7 +2,7 @@ import Common
 import Foundation
 import Storage
 
-struct OrderRecord: FetchableRecord, PersistableRecord {
+struct OrderRecord: FetchableRecord, TableRecord {
     static let databaseTableName = "orders"
     var id: String
     var userId: String
@@ -47,15 +47,28 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
         createdAt = Date(databaseMilliseconds: row["createdAt"]); updatedAt = Date(databaseMilliseconds: row["updatedAt"])
     }
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container["id"] = id; container["userId"] = userId; container["status"] = status
-        container["cancelReason"] = cancelReason; container["totalCents"] = totalCents
-        container["paymentStatus"] = paymentStatus; container["chargedCents"] = chargedCents
-        container["refundedCents"] = refundedCents; container["cardLast4"] = cardLast4
-        container["pendingCard"] = pendingCard; container["idempotencyKey"] = idempotencyKey
-        container["customerEmail"] = customerEmail; container["customerName"] = customerName
-        container["requestFingerprint"] = requestFingerprint
-        container["createdAt"] = createdAt.databaseMilliseconds; container["updatedAt"] = updatedAt.databaseMilliseconds
+    // The statements are written out and prepared once: GRDB's generic
+    // persistence builds the SQL and a column dictionary on every insert,
+    // which showed in the order path's profile.
+
+    func insert(_ db: Database) throws {
+        try db.run(cached: """
+            INSERT INTO orders (id, userId, status, cancelReason, totalCents, paymentStatus, chargedCents, refundedCents,
+                                cardLast4, pendingCard, customerEmail, customerName, idempotencyKey, requestFingerprint,
+                                createdAt, updatedAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [id, userId, status, cancelReason, totalCents, paymentStatus, chargedCents, refundedCents,
+                  cardLast4, pendingCard, customerEmail, customerName, idempotencyKey, requestFingerprint,
+                  createdAt.databaseMilliseconds, updatedAt.databaseMilliseconds])
+    }
+
+    /// Saves what a decision, a cancellation or a shipment changes.
+    func update(_ db: Database) throws {
+        try db.run(cached: """
+            UPDATE orders SET status = ?, cancelReason = ?, paymentStatus = ?, chargedCents = ?, refundedCents = ?,
+                              pendingCard = ?, updatedAt = ?
+            WHERE id = ?
+            """, [status, cancelReason, paymentStatus, chargedCents, refundedCents, pendingCard, updatedAt.databaseMilliseconds, id])
     }
 
     var customer: Recipient { Recipient(userId: userId, email: customerEmail, name: customerName) }
@@ -75,7 +88,7 @@ struct OrderRecord: FetchableRecord, PersistableRecord {
 
 /// A line of an order, with the product's sku, name and price copied in
 /// at the moment the order was placed.
-struct OrderItemRecord: FetchableRecord, PersistableRecord {
+struct OrderItemRecord: FetchableRecord, TableRecord {
     static let databaseTableName = "order_items"
     var orderId: String
     var line: Int
@@ -96,10 +109,11 @@ struct OrderItemRecord: FetchableRecord, PersistableRecord {
         quantity = row["quantity"]; unitPriceCents = row["unitPriceCents"]; lineTotalCents = row["lineTotalCents"]
     }
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container["orderId"] = orderId; container["line"] = line; container["productId"] = productId
-        container["sku"] = sku; container["name"] = name; container["quantity"] = quantity
-        container["unitPriceCents"] = unitPriceCents; container["lineTotalCents"] = lineTotalCents
+    func insert(_ db: Database) throws {
+        try db.run(cached: """
+            INSERT INTO order_items (orderId, line, productId, sku, name, quantity, unitPriceCents, lineTotalCents)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [orderId, line, productId, sku, name, quantity, unitPriceCents, lineTotalCents])
     }
 
     var api: API.OrderItem {
@@ -112,8 +126,7 @@ struct OrderItemRecord: FetchableRecord, PersistableRecord {
 }
 
 /// One money movement: a charge or a refund.
-struct PaymentRecord: PersistableRecord {
-    static let databaseTableName = "payments"
+struct PaymentRecord {
     enum Kind: String { case charge, refund }
     var id: String
     var orderId: String
@@ -123,23 +136,25 @@ struct PaymentRecord: PersistableRecord {
     var attempts: Int
     var createdAt: Date
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container["id"] = id; container["orderId"] = orderId; container["kind"] = kind.rawValue
-        container["outcome"] = outcome; container["amountCents"] = amountCents; container["attempts"] = attempts
-        container["createdAt"] = createdAt.databaseMilliseconds
+    /// `OR IGNORE` with `UNIQUE(orderId, kind)`: a second charge or refund
+    /// of the same order is a no-op, whatever retried it.
+    func insertOnce(_ db: Database) throws {
+        try db.run(cached: """
+            INSERT OR IGNORE INTO payments (id, orderId, kind, outcome, amountCents, attempts, createdAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, [id, orderId, kind.rawValue, outcome, amountCents, attempts, createdAt.databaseMilliseconds])
     }
 }
 
-struct InvoiceRecord: PersistableRecord {
-    static let databaseTableName = "invoices"
+struct InvoiceRecord {
     var orderId: String
     var number: Int
     var html: String
     var createdAt: Date
 
-    func encode(to container: inout PersistenceContainer) throws {
-        container["orderId"] = orderId; container["number"] = number; container["html"] = html
-        container["createdAt"] = createdAt.databaseMilliseconds
+    func insertOnce(_ db: Database) throws {
+        try db.run(cached: "INSERT OR IGNORE INTO invoices (orderId, number, html, createdAt) VALUES (?, ?, ?, ?)",
+                   [orderId, number, html, createdAt.databaseMilliseconds])
     }
 }
 

@@ -39,6 +39,6 @@ struct PaymentService: Sendable {
         try PaymentRecord(
             id: ID.make(ID.payment), orderId: orderId, kind: kind, outcome: outcome,
             amountCents: amount, attempts: attempts, createdAt: Timestamp.now()
-        ).insert(db, onConflict: .ignore)
+        ).insertOnce(db)
     }
 }
