@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "amqp-bench", targets: ["AMQPBench"]),
+        .executable(name: "kafka-bench", targets: ["KafkaBench"]),
     ],
     dependencies: [
         // Hummingbird's default traits pull in swift-configuration, which no
@@ -95,6 +96,23 @@ let package = Package(
             name: "AMQP",
             dependencies: [
                 "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// librdkafka as a Clang module: compiled against Debian's header, run
+        /// against the newer library scripts/setup provides (see Kafka's
+        /// RdKafkaLibrary for why).
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        /// Kafka over librdkafka: idempotent producer with delivery reports,
+        /// consumer groups with manual commits and replay, topic creation.
+        /// Stage 7 stands on it.
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -215,6 +233,9 @@ let package = Package(
         /// `swift run -c release amqp-bench`: the AMQP client's figures beside pika's.
         .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], swiftSettings: swiftSettings),
 
+        /// `swift run -c release kafka-bench`: the Kafka client's figures beside confluent-kafka's.
+        .executableTarget(name: "KafkaBench", dependencies: ["Kafka"], swiftSettings: swiftSettings),
+
         // MARK: Tests
 
         /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
@@ -253,6 +274,16 @@ let package = Package(
         .testTarget(
             name: "Stage3Tests",
             dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.
+        .testTarget(
+            name: "KafkaTests",
+            dependencies: [
+                "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.

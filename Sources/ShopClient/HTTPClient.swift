@@ -198,6 +198,15 @@ final class ExchangeHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let outbound = unwrapOutboundIn(data)
+        // A pooled connection can close between being taken from the pool and
+        // this write. Its close has already been handled, so nothing else
+        // would ever fail this exchange: fail it now (and the caller retries
+        // on a fresh connection or another instance) instead of letting it
+        // wait out its deadline.
+        guard context.channel.isActive else {
+            outbound.promise.fail(HTTPClientError.connectionClosed(address: address))
+            return
+        }
         pending = outbound.promise
         head = nil
         body.removeAll(keepingCapacity: true)
@@ -205,7 +214,11 @@ final class ExchangeHandler: ChannelDuplexHandler {
         if let body = outbound.exchange.body {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        context.write(wrapOutboundOut(.end(nil)), promise: promise)
+        // A write that fails (the peer reset the connection) fails the exchange.
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.cascadeFailure(to: outbound.promise)
+        if let promise { written.futureResult.cascade(to: promise) }
+        context.write(wrapOutboundOut(.end(nil)), promise: written)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -544,6 +544,13 @@ struct BrokerTests {
         var restartProblem: String?
         let down = try await runProcess(Broker.infraScript, ["down", "rabbitmq"], timeout: .seconds(90))
         if down.status != 0 { restartProblem = "infra down failed: \(down.stderr)" }
+        // scripts/infra leaves alone a broker it did not start (a system
+        // service, another checkout's): then nothing was restarted, and the
+        // assertions below would fail for the wrong reason. Say so.
+        let stillUp = (try? await runProcess("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/5672"], timeout: .seconds(5)))?.status == 0
+        if stillUp {
+            restartProblem = "the RabbitMQ on 127.0.0.1:5672 was not started by this checkout's scripts/infra, so this test cannot restart it: stop it and let scripts/test start its own"
+        }
         // Whatever happened, bring the broker back before asserting.
         let up = try await runProcess(Broker.infraScript, ["up", "rabbitmq"], timeout: .seconds(120))
         if up.status != 0 { restartProblem = (restartProblem ?? "") + " infra up failed: \(up.stderr)" }

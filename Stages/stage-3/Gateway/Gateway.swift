@@ -18,10 +18,13 @@ enum Gateway {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let auth = Authenticator(signer: settings.signer)
         let directory = ServiceDirectory(etcd: etcd)
+        // Deadlines shrink inward: the gateway waits longer for a service (5 s)
+        // than a service waits for the services it calls (2 s), so that an
+        // inner retry can still finish before the outer call gives up.
         let http = HTTPClient(timeout: .seconds(5))
-        let users = DiscoveredService("user", directory: directory, http: http)
-        let products = DiscoveredService("product", directory: directory, http: http)
-        let orders = DiscoveredService("order", directory: directory, http: http)
+        let users = DiscoveredService("user", directory: directory, http: http, timeout: .seconds(5))
+        let products = DiscoveredService("product", directory: directory, http: http, timeout: .seconds(5))
+        let orders = DiscoveredService("order", directory: directory, http: http, timeout: .seconds(5))
         let forward = Forwarder(services: ["user": users, "product": products, "order": orders])
         let compose = Composition(users: users, products: products, orders: orders, signer: settings.signer, logger: logger)
 
