@@ -21,6 +21,11 @@ enum Broker {
         do {
             return try await AMQPConnection.connect(configuration)
         } catch {
+            // A local broker that does not answer is started, as the stages do
+            // (scripts/infra up rabbitmq), once per test run; then tried again.
+            if await LocalBroker.shared.startOnce(address: configuration.address) {
+                if let connection = try? await AMQPConnection.connect(configuration) { return connection }
+            }
             throw BrokerUnavailable(address: configuration.address, underlying: "\(error)")
         }
     }
@@ -228,5 +233,22 @@ where S.Element: Sendable {
         let first = try await group.next() ?? nil
         group.cancelAll()
         return first
+    }
+}
+
+/// Starts the project's RabbitMQ once per test run when the configured one
+/// is local and silent.
+actor LocalBroker {
+    static let shared = LocalBroker()
+    private var attempt: Task<Bool, Never>?
+
+    func startOnce(address: String) async -> Bool {
+        guard address.hasPrefix("127.0.0.1:") || address.hasPrefix("localhost:") else { return false }
+        if attempt == nil {
+            attempt = Task {
+                ((try? await runProcess(Broker.infraScript, ["-q", "up", "rabbitmq"], timeout: .seconds(120)))?.status ?? 1) == 0
+            }
+        }
+        return await attempt!.value
     }
 }

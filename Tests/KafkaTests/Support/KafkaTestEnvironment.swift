@@ -74,6 +74,15 @@ enum KafkaTestEnvironment {
     /// Fails the test, clearly, when nothing listens on the broker's port:
     /// these tests need a real broker and are never skipped.
     static func requireBroker() throws {
+        // A local broker that does not answer is started, as the stages do
+        // (scripts/infra up kafka); then checked again.
+        if !canConnect(port: port), let root = projectRoot {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: root + "/scripts/infra")
+            process.arguments = ["-q", "up", "kafka"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["KAFKA_PORT": String(port)]) { $1 }
+            if (try? process.run()) != nil { process.waitUntilExit() }
+        }
         guard canConnect(port: port) else {
             throw EnvironmentError(description: "the Kafka broker (Tansu) is not reachable on \(bootstrapServers): start it with `scripts/infra up kafka` (scripts/test does this)")
         }
