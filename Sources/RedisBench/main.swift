@@ -155,3 +155,66 @@ do {
     print("redis-bench failed: \(error)")
     exit(1)
 }
+
+// The Python peer, on the same server, in the same run: redis-py doing the
+// same operations on one connection. Figures to read side by side, not a
+// race: both mostly wait for the server.
+let peerScript = #"""
+import sys, time, threading, redis
+host, port, n, trips = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+r = redis.Redis(host=host, port=port)
+def report(name, ops, took):
+    print(f"{name:<34}{ops / took:>12,.0f} ops/s  ({ops} in {took:.2f} s)")
+t = time.perf_counter()
+for _ in range(n): r.set("key:__rand_int__", "xxx")
+report("redis-py SET", n, time.perf_counter() - t)
+t = time.perf_counter()
+for _ in range(n): r.get("key:__rand_int__")
+report("redis-py GET", n, time.perf_counter() - t)
+t = time.perf_counter()
+for _ in range(0, n, 16):
+    p = r.pipeline(transaction=False)
+    for _ in range(16): p.set("key:__rand_int__", "xxx")
+    p.execute()
+report("redis-py SET, pipelined x16", n, time.perf_counter() - t)
+consumer = redis.Redis(host=host, port=port)
+got = threading.Event(); lat = []
+def consume():
+    for _ in range(trips):
+        consumer.brpop("bench:pyqueue", timeout=5); lat.append(time.perf_counter() - sent[0]); got.set()
+sent = [0.0]; worker = threading.Thread(target=consume); worker.start()
+t = time.perf_counter()
+for i in range(trips):
+    got.clear(); sent[0] = time.perf_counter(); r.lpush("bench:pyqueue", i); got.wait(5)
+took = time.perf_counter() - t; worker.join()
+report("redis-py LPUSH+BRPOP round trip", trips, took)
+lat.sort()
+print(f"    latency p50 {lat[len(lat)//2]*1e6:.0f} us, p99 {lat[int(len(lat)*0.99)]*1e6:.0f} us")
+"""#
+
+/// `REDIS_PYTHON`, else the project's `.venv` (made by scripts/setup), found
+/// by walking up from this executable.
+func peerPython() -> String? {
+    if let path = ProcessInfo.processInfo.environment["REDIS_PYTHON"] { return path }
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    while directory.path != "/" {
+        let candidate = directory.appendingPathComponent(".venv/bin/python").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return nil
+}
+
+if let python = peerPython() {
+    print("redis-py on the same server (one connection):")
+    fflush(nil)  // our lines first: print buffers when the output is a pipe
+    let peer = Process()
+    peer.executableURL = URL(fileURLWithPath: python)
+    peer.arguments = ["-c", peerScript, options.host, String(options.port), String(min(options.requests, 20_000)), String(min(options.roundTrips, 5_000))]
+    try? peer.run()
+    peer.waitUntilExit()
+    if peer.terminationStatus != 0 { print("(the redis-py run failed; is redis installed in \(python)? run scripts/setup)") }
+} else {
+    print("(no .venv/bin/python with redis-py: run scripts/setup to see the Python peer's figures)")
+}
