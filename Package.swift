@@ -79,12 +79,15 @@ let package = Package(
 
         // MARK: Broker clients (C libraries from Debian, Swift over them)
 
+        /// A thread of its own for a C client's blocking calls (Redis, Kafka).
+        .target(name: "BlockingThread", swiftSettings: swiftSettings),
+
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         /// Redis over hiredis: commands as argument vectors, pipelining, Lua
         /// scripts, blocking pops, reconnection. Stage 5's job queue stands on it.
         .target(
             name: "Redis",
-            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CHiredis", "BlockingThread", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 
@@ -112,7 +115,7 @@ let package = Package(
         .target(
             name: "Kafka",
             dependencies: [
-                "CRdKafka",
+                "CRdKafka", "BlockingThread",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -29,7 +29,7 @@ public final class RedisConnection: RedisCommandRunner, Sendable {
         to address: RedisAddress,
         configuration: RedisConfiguration = RedisConfiguration()
     ) async throws(RedisError) -> RedisConnection {
-        let thread = ConnectionThread(name: "redis \(address.port)")
+        let thread = ConnectionThread.forConnection(name: "redis \(address.port)")
         do throws(RedisError) {
             // Connecting blocks too, so it happens on the new thread, which
             // then keeps the handle for good.
