@@ -23,9 +23,19 @@ public struct Checkout: Sendable {
         self.notifications = notifications
         self.reports = ReportService(db: db)
         self.orders = OrderService(
-            db: db, catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: .inline),
+            db: db, catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: Self.paymentRetry),
             notifications: notifications, invoices: InvoiceService(db: db))
         self.auth = auth
+    }
+
+    /// The in-line retry ladder for transient card errors. Its first step is
+    /// `PAYMENT_RETRY_BASE_MS` (default 10 ms, doubling): a slower provider
+    /// wants longer steps, and a crash test wants orders to stay a while
+    /// between their two transactions.
+    static var paymentRetry: RetryPolicy {
+        var policy = RetryPolicy.inline
+        if let base = Environment.int("PAYMENT_RETRY_BASE_MS"), base >= 0 { policy.baseDelayMilliseconds = base }
+        return policy
     }
 
     /// Orders a crash left half-done are finished before new ones arrive.

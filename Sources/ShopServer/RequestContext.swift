@@ -1,3 +1,4 @@
+import Auth
 import Common
 import Hummingbird
 import Logging
@@ -11,6 +12,10 @@ public struct ShopRequestContext: RequestContext {
     public var requestId: String = ""
     /// The caller's IP address (rate limiting by address at the gateway).
     public let remoteAddress: String?
+    /// A token already verified earlier in this request (the gateway's rate
+    /// limiter needs the caller before the route does), so that it is not
+    /// verified twice.
+    public var verified: (token: String, principal: Principal)?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -12,7 +12,11 @@ import Testing
 struct CrashRecoveryTests {
     @Test("kill -9 during checkouts: every order is decided after restart, stock balances, one email per decision")
     func killDuringCheckouts() async throws {
-        let first = try StageProcess.launch(stage: 1)
+        // A long retry ladder (200 ms, then 400 ms) keeps each order paid with
+        // the flaky card between its two transactions for at least 0.6 s, so
+        // that the kill is sure to catch some there, however busy the machine.
+        let slowRetries = ["PAYMENT_RETRY_BASE_MS": "200"]
+        let first = try StageProcess.launch(stage: 1, extraEnvironment: slowRetries)
         defer { first.stop() }
         let http = HTTPClient(timeout: .seconds(10))
         let api = ShopAPI(baseURL: first.baseURL, http: http)
@@ -31,7 +35,7 @@ struct CrashRecoveryTests {
 
         // Half the customers pay with the card that fails twice before it is
         // approved: their orders spend most of their life between the two
-        // transactions, exactly where a crash hurts most.
+        // transactions (see slowRetries), exactly where a crash hurts most.
         let answered = Counter()
         let (shoppers, stock) = (customers, products)
         let checkouts = Task {
@@ -63,7 +67,7 @@ struct CrashRecoveryTests {
         checkouts.cancel()
         _ = await checkouts.result
 
-        let second = try StageProcess.launch(stage: 1, dataDir: first.dataDir, port: first.port, logName: "restart.log")
+        let second = try StageProcess.launch(stage: 1, dataDir: first.dataDir, port: first.port, logName: "restart.log", extraEnvironment: slowRetries)
         defer { second.stop() }
         try await second.waitUntilHealthy(api)
         #expect(second.logTail(lines: 200).contains("resuming an order interrupted"), "the restart finished orders caught between the two transactions")

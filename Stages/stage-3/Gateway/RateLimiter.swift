@@ -39,7 +39,10 @@ struct RateLimiter: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let client = (try? auth.principal(request, context: context)).map { "user:" + $0.userId } ?? "ip:" + (context.remoteAddress ?? "unknown")
+        var context = context
+        let caller = try? auth.bearer(request, context: context)
+        context.verified = caller  // the route need not verify the token again
+        let client = caller.map { "user:" + $0.principal.userId } ?? "ip:" + (context.remoteAddress ?? "unknown")
         let (allowed, remaining, waitSeconds) = take(client)
         guard allowed else {
             var response = Reply.error(ShopError(
