@@ -15,7 +15,7 @@ public struct ShopRequestContext: RequestContext {
     /// A token already verified earlier in this request (the gateway's rate
     /// limiter needs the caller before the route does), so that it is not
     /// verified twice.
-    public var verified: (token: String, principal: Principal)?
+    public var verified: (principal: Principal, token: String)?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
