@@ -1,3 +1,4 @@
+import Foundation
 import Storage
 
 /// The order side of the shop: orders and their lines, stock, payments,
@@ -6,6 +7,15 @@ import Storage
 /// services of their own. Other concerns are referenced by id only, never by
 /// foreign key: from stage 2 on they live in other databases.
 public enum CheckoutSchema {
+    /// A database of the order side alone: what the monolith keeps once
+    /// accounts and the catalogue have services (and databases) of their own
+    /// (stages 2 and 3: the remaining monolith, then the order service).
+    public static func openDatabase(at url: URL) throws -> DatabasePool {
+        var migrator = DatabaseMigrator()
+        register(in: &migrator)
+        return try SQLiteStore.openPool(at: url, migrator: migrator)
+    }
+
     public static func register(in migrator: inout DatabaseMigrator) {
         migrator.registerMigration("checkout v1") { db in
             try db.execute(sql: """

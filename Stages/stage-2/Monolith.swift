@@ -14,7 +14,9 @@ import Storage
 enum Monolith {
     static func build(dataDir: URL, userURL: String, productURL: String, logger: Logger) async throws -> Router<ShopRequestContext> {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let db = try ShopDatabase.open(at: dataDir.appendingPathComponent("shop.sqlite"))
+        // The order side's tables only: users and products live in the user and
+        // product services' databases, which this process never opens.
+        let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
         let auth = Authenticator(signer: settings.signer)
 
         // Every call to a service has a deadline; one that is down answers 503.

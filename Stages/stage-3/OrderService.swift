@@ -22,7 +22,9 @@ enum OrderService {
 
     static func build(stage: Int, dataDir: URL, etcd: EtcdClient, logger: Logger) async throws -> Router<ShopRequestContext> {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let db = try ShopDatabase.open(at: dataDir.appendingPathComponent("shop.sqlite"))
+        // The order side's tables only: users and products live in the user and
+        // product services' databases, which this process never opens.
+        let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
         let auth = Authenticator(signer: settings.signer)
         let directory = ServiceDirectory(etcd: etcd)
         let products = ProductClient(service: DiscoveredService("product", directory: directory, http: HTTPClient(timeout: .seconds(2))))
