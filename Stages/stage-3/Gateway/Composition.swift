@@ -41,8 +41,7 @@ struct Composition: Sendable {
     /// The product service creates the product; then the order service makes
     /// its stock row. The initial stock is checked first, so a bad one
     /// creates nothing.
-    func createProduct(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        let token = request.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) }
+    func createProduct(_ request: Request, token: String, context: ShopRequestContext) async throws -> Response {
         var request = request
         let body = try await request.decodeJSON(API.CreateProductRequest.self)
         let stock = try Validate.initialStock(body.initialStock ?? 0)

@@ -48,8 +48,9 @@ enum Gateway {
         router.get("/products") { request, context in try await forward.forward(request, context: context, to: "product") }
         router.get("/products/:id") { request, context in try await forward.forward(request, context: context, to: "product") }
         router.post("/products") { request, context in
+            let token = try auth.bearer(request, context: context).token
             _ = try auth.admin(request, context: context)
-            return try await compose.createProduct(request, context: context)
+            return try await compose.createProduct(request, token: token, context: context)
         }
         router.patch("/products/:id") { request, context in
             _ = try auth.admin(request, context: context)
