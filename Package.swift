@@ -176,6 +176,33 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Messaging over RabbitMQ for stage 4 on: the topology (work queues,
+        /// retry ladders, dead letters), the transactional outbox and its relay,
+        /// the inbox of processed message ids, the consumer, the dead-letter office.
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "AMQP", "Auth", "Common", "ShopServer", "Storage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// The API gateway of stage 3 on: routing by a layout, the edge token
+        /// check, rate limiting, composition, `/admin/services`.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Discovery",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         /// Runs a stage's processes as children of one command.
         .target(name: "Supervisor", dependencies: ["ShopServer"], swiftSettings: swiftSettings),
 
@@ -209,7 +236,7 @@ let package = Package(
         .executableTarget(
             name: "Stage3",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor", "Discovery",
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor", "Discovery", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

@@ -17,10 +17,25 @@ import Storage
 ///     GET  /health
 public enum UserServiceApp {
     public static func build(stage: Int, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        try await build(stage: stage, dataDir: dataDir, db: openDatabase(dataDir: dataDir), logger: logger)
+    }
+
+    /// `users.sqlite`, with whatever tables a later stage adds beside the
+    /// accounts (stage 4: the outbox).
+    public static func openDatabase(dataDir: URL, adding more: (inout DatabaseMigrator) -> Void = { _ in }) throws -> DatabasePool {
         var migrator = DatabaseMigrator()
         AccountsSchema.register(in: &migrator)
-        let db = try SQLiteStore.openPool(at: dataDir.appendingPathComponent("users.sqlite"), migrator: migrator)
+        more(&migrator)
+        return try SQLiteStore.openPool(at: dataDir.appendingPathComponent("users.sqlite"), migrator: migrator)
+    }
+
+    /// `afterSignUp` runs in the new account's transaction (stage 4: the
+    /// `user.registered` message goes to the outbox there).
+    public static func build(
+        stage: Int, dataDir: URL, db: DatabasePool, logger: Logger,
+        afterSignUp: (@Sendable (Database, API.User) throws -> Void)? = nil
+    ) async throws -> Router<ShopRequestContext> {
+        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let accounts = await AccountStore(db: db, settings: settings)
         try await accounts.ensureAdmin(email: settings.adminEmail, password: settings.adminPassword, logger: logger)
         let auth = Authenticator(signer: settings.signer)
@@ -28,7 +43,7 @@ public enum UserServiceApp {
         let router = ShopServerRunner.makeRouter()
         router.post("/users") { request, _ in
             var request = request
-            return Reply.json(try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self)), status: .created)
+            return Reply.json(try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self), inSameTransaction: afterSignUp), status: .created)
         }
         router.post("/auth/login") { request, _ in
             var request = request

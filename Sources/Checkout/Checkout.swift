@@ -24,7 +24,7 @@ public struct Checkout: Sendable {
         self.reports = ReportService(db: db)
         self.orders = OrderService(
             db: db, catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: Self.paymentRetry),
-            notifications: notifications, invoices: InvoiceService(db: db))
+            notifications: notifications, invoices: InvoiceService(db: db), queries: OrderQueries(db: db))
         self.auth = auth
     }
 
@@ -53,14 +53,8 @@ public struct Checkout: Sendable {
         router.post("/orders/:id/ship", use: orders.ship)
         router.get("/orders/:id/invoice", use: orders.invoice)
 
-        let stock = InventoryController(inventory: inventory, auth: auth)
-        router.get("/inventory/:productId", use: stock.get)
-        router.post("/inventory/:productId/restock", use: stock.restock)
-
-        let notifications = NotificationController(notifications: self.notifications, auth: auth)
-        router.get("/notifications", use: notifications.list)
-
-        let reports = ReportController(reports: self.reports, auth: auth)
-        router.get("/reports/sales", use: reports.sales)
+        router.addInventoryRoutes(inventory, auth: auth)
+        router.addNotificationRoutes(self.notifications, auth: auth)
+        router.addReportRoutes(reports, auth: auth)
     }
 }

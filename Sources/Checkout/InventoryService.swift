@@ -1,6 +1,12 @@
 import Common
 import Storage
 
+/// A quantity of a product: an order's line, or a reservation's.
+public protocol StockLine: Sendable {
+    var productId: String { get }
+    var quantity: Int { get }
+}
+
 /// Stock. The movements run inside the caller's transaction, and SQLite has
 /// one writer at a time, so two orders can never both take the last unit:
 /// the second one sees the first one's decrement.
@@ -41,7 +47,7 @@ public struct InventoryService: Sendable {
     }
 
     /// All or nothing: either every line is reserved or none is.
-    func reserve(_ items: [OrderItemRecord], in db: Database) throws -> StockOutcome {
+    public func reserve(_ items: [some StockLine], in db: Database) throws -> StockOutcome {
         for item in items {
             let available = try Int.fetchOne(db, cached: "SELECT available FROM inventory WHERE productId = ?", [item.productId]) ?? 0
             if available < item.quantity { return .rejected }
@@ -54,14 +60,14 @@ public struct InventoryService: Sendable {
     }
 
     /// The order is confirmed: reserved units are sold and leave the books.
-    func commit(_ items: [OrderItemRecord], in db: Database) throws {
+    public func commit(_ items: [some StockLine], in db: Database) throws {
         for item in items {
             try db.run(cached: "UPDATE inventory SET reserved = reserved - ? WHERE productId = ?", [item.quantity, item.productId])
         }
     }
 
     /// The order will not go ahead: reserved units become available again.
-    func release(_ items: [OrderItemRecord], in db: Database) throws {
+    public func release(_ items: [some StockLine], in db: Database) throws {
         for item in items {
             try db.run(cached: "UPDATE inventory SET reserved = reserved - ?, available = available + ? WHERE productId = ?",
                        [item.quantity, item.quantity, item.productId])
@@ -69,7 +75,7 @@ public struct InventoryService: Sendable {
     }
 
     /// A confirmed order was cancelled: its sold units go back on the shelf.
-    func putBack(_ items: [OrderItemRecord], in db: Database) throws {
+    public func putBack(_ items: [some StockLine], in db: Database) throws {
         for item in items {
             try db.run(cached: "UPDATE inventory SET available = available + ? WHERE productId = ?", [item.quantity, item.productId])
         }

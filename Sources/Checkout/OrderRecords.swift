@@ -2,30 +2,30 @@ import Common
 import Foundation
 import Storage
 
-struct OrderRecord: FetchableRecord, TableRecord {
-    static let databaseTableName = "orders"
-    var id: String
-    var userId: String
-    var status: OrderStatus
-    var cancelReason: CancelReason?
-    var totalCents: Cents
-    var paymentStatus: PaymentStatus
-    var chargedCents: Cents
-    var refundedCents: Cents
-    var cardLast4: String
+public struct OrderRecord: FetchableRecord, TableRecord, Sendable {
+    public static let databaseTableName = "orders"
+    public var id: String
+    public var userId: String
+    public var status: OrderStatus
+    public var cancelReason: CancelReason?
+    public var totalCents: Cents
+    public var paymentStatus: PaymentStatus
+    public var chargedCents: Cents
+    public var refundedCents: Cents
+    public var cardLast4: String
     /// The card number, only while the charge is undecided (see `resumePendingCharges`).
-    var pendingCard: String?
+    public var pendingCard: String?
     /// Who ordered, as they were when they ordered (like prices): emails and
     /// the invoice need a name and an address, and the order side does not
     /// read the users table (from stage 2 on, it cannot).
-    var customerEmail: String
-    var customerName: String
-    var idempotencyKey: String?
-    var requestFingerprint: String
-    var createdAt: Date
-    var updatedAt: Date
+    public var customerEmail: String
+    public var customerName: String
+    public var idempotencyKey: String?
+    public var requestFingerprint: String
+    public var createdAt: Date
+    public var updatedAt: Date
 
-    init(
+    public init(
         id: String, userId: String, status: OrderStatus, cancelReason: CancelReason?, totalCents: Cents,
         paymentStatus: PaymentStatus, chargedCents: Cents, refundedCents: Cents, cardLast4: String,
         pendingCard: String?, customerEmail: String, customerName: String, idempotencyKey: String?, requestFingerprint: String, createdAt: Date, updatedAt: Date
@@ -38,7 +38,7 @@ struct OrderRecord: FetchableRecord, TableRecord {
         self.createdAt = createdAt; self.updatedAt = updatedAt
     }
 
-    init(row: Row) throws {
+    public init(row: Row) throws {
         id = row["id"]; userId = row["userId"]; status = row["status"]; cancelReason = row["cancelReason"]
         totalCents = row["totalCents"]; paymentStatus = row["paymentStatus"]; chargedCents = row["chargedCents"]
         refundedCents = row["refundedCents"]; cardLast4 = row["cardLast4"]; pendingCard = row["pendingCard"]
@@ -51,7 +51,7 @@ struct OrderRecord: FetchableRecord, TableRecord {
     // persistence builds the SQL and a column dictionary on every insert,
     // which showed in the order path's profile.
 
-    func insert(_ db: Database) throws {
+    public func insert(_ db: Database) throws {
         try db.run(cached: """
             INSERT INTO orders (id, userId, status, cancelReason, totalCents, paymentStatus, chargedCents, refundedCents,
                                 cardLast4, pendingCard, customerEmail, customerName, idempotencyKey, requestFingerprint,
@@ -63,7 +63,7 @@ struct OrderRecord: FetchableRecord, TableRecord {
     }
 
     /// Saves what a decision, a cancellation or a shipment changes.
-    func update(_ db: Database) throws {
+    public func update(_ db: Database) throws {
         try db.run(cached: """
             UPDATE orders SET status = ?, cancelReason = ?, paymentStatus = ?, chargedCents = ?, refundedCents = ?,
                               pendingCard = ?, updatedAt = ?
@@ -71,9 +71,9 @@ struct OrderRecord: FetchableRecord, TableRecord {
             """, [status, cancelReason, paymentStatus, chargedCents, refundedCents, pendingCard, updatedAt.databaseMilliseconds, id])
     }
 
-    var customer: Recipient { Recipient(userId: userId, email: customerEmail, name: customerName) }
+    public var customer: Recipient { Recipient(userId: userId, email: customerEmail, name: customerName) }
 
-    func api(items: [OrderItemRecord]) -> API.Order {
+    public func api(items: [OrderItemRecord]) -> API.Order {
         API.Order(
             id: id, userId: userId, status: status, cancelReason: cancelReason,
             items: items.map(\.api),
@@ -81,53 +81,53 @@ struct OrderRecord: FetchableRecord, TableRecord {
             createdAt: createdAt, updatedAt: updatedAt)
     }
 
-    static func find(_ id: String, in db: Database) throws -> OrderRecord? {
+    public static func find(_ id: String, in db: Database) throws -> OrderRecord? {
         try fetchOne(db, cached: "SELECT * FROM orders WHERE id = ?", [id])
     }
 }
 
 /// A line of an order, with the product's sku, name and price copied in
 /// at the moment the order was placed.
-struct OrderItemRecord: FetchableRecord, TableRecord {
-    static let databaseTableName = "order_items"
-    var orderId: String
-    var line: Int
-    var productId: String
-    var sku: String
-    var name: String
-    var quantity: Int
-    var unitPriceCents: Cents
-    var lineTotalCents: Cents
+public struct OrderItemRecord: FetchableRecord, TableRecord, Sendable, StockLine {
+    public static let databaseTableName = "order_items"
+    public var orderId: String
+    public var line: Int
+    public var productId: String
+    public var sku: String
+    public var name: String
+    public var quantity: Int
+    public var unitPriceCents: Cents
+    public var lineTotalCents: Cents
 
-    init(orderId: String, line: Int, productId: String, sku: String, name: String, quantity: Int, unitPriceCents: Cents, lineTotalCents: Cents) {
+    public init(orderId: String, line: Int, productId: String, sku: String, name: String, quantity: Int, unitPriceCents: Cents, lineTotalCents: Cents) {
         self.orderId = orderId; self.line = line; self.productId = productId; self.sku = sku; self.name = name
         self.quantity = quantity; self.unitPriceCents = unitPriceCents; self.lineTotalCents = lineTotalCents
     }
 
-    init(row: Row) throws {
+    public init(row: Row) throws {
         orderId = row["orderId"]; line = row["line"]; productId = row["productId"]; sku = row["sku"]; name = row["name"]
         quantity = row["quantity"]; unitPriceCents = row["unitPriceCents"]; lineTotalCents = row["lineTotalCents"]
     }
 
-    func insert(_ db: Database) throws {
+    public func insert(_ db: Database) throws {
         try db.run(cached: """
             INSERT INTO order_items (orderId, line, productId, sku, name, quantity, unitPriceCents, lineTotalCents)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, [orderId, line, productId, sku, name, quantity, unitPriceCents, lineTotalCents])
     }
 
-    var api: API.OrderItem {
+    public var api: API.OrderItem {
         API.OrderItem(productId: productId, sku: sku, name: name, quantity: quantity, unitPriceCents: unitPriceCents)
     }
 
-    static func lines(of orderId: String, in db: Database) throws -> [OrderItemRecord] {
+    public static func lines(of orderId: String, in db: Database) throws -> [OrderItemRecord] {
         try fetchAll(db, cached: "SELECT * FROM order_items WHERE orderId = ? ORDER BY line", [orderId])
     }
 }
 
 /// One money movement: a charge or a refund.
-struct PaymentRecord {
-    enum Kind: String { case charge, refund }
+public struct PaymentRecord {
+    public enum Kind: String, Sendable { case charge, refund }
     var id: String
     var orderId: String
     var kind: Kind

@@ -24,15 +24,16 @@ public struct OrderService: Sendable {
     let payments: PaymentService
     let notifications: NotificationService
     let invoices: InvoiceService
+    let queries: OrderQueries
 
-    public enum Placement: Sendable { case created(API.Order), replayed(API.Order) }
+    public typealias Placement = OrderQueries.Placement
 
     public func place(
         _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger
     ) async throws -> Placement {
         let valid = try ValidOrderRequest(request)
-        if let key = idempotencyKey, let earlier = try await order(userId: principal.userId, idempotencyKey: key) {
-            return try await replay(earlier, for: valid)
+        if let key = idempotencyKey, let earlier = try await queries.order(userId: principal.userId, idempotencyKey: key) {
+            return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
         // Prices and names are copied into the order now: a later change in
         // the catalogue cannot alter it.
@@ -74,8 +75,8 @@ public struct OrderService: Sendable {
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE && idempotencyKey != nil {
             // Another request with the same key won the race: answer as a replay.
-            guard let earlier = try await self.order(userId: principal.userId, idempotencyKey: idempotencyKey!) else { throw error }
-            return try await replay(earlier, for: valid)
+            guard let earlier = try await queries.order(userId: principal.userId, idempotencyKey: idempotencyKey!) else { throw error }
+            return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
         logger.debug("order placed", metadata: ["status": .string(placed.status.rawValue)])
         guard placed.status == .pending else { return .created(placed) }
@@ -165,7 +166,7 @@ public struct OrderService: Sendable {
 
     public func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
         try await db.write { [inventory, payments, notifications] db in
-            guard var order = try OrderRecord.find(orderId, in: db), Self.visible(order, to: principal) else {
+            guard var order = try OrderRecord.find(orderId, in: db), OrderQueries.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
             }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
@@ -202,73 +203,17 @@ public struct OrderService: Sendable {
         }
     }
 
+    // MARK: Reading (shared with stage 4's order service)
+
     public func order(id: String, for principal: Principal) async throws -> API.Order {
-        try await db.read { db in
-            // Someone else's order answers exactly like a missing one.
-            guard let order = try OrderRecord.find(id, in: db), Self.visible(order, to: principal) else {
-                throw ShopError.notFound("order \(id)")
-            }
-            return order.api(items: try OrderItemRecord.lines(of: id, in: db))
-        }
+        try await queries.order(id: id, for: principal)
     }
 
-    /// Newest first, a page at a time (`startingAfter` is the last id seen).
     public func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
-        try await db.read { db in
-            var request = OrderRecord.all()
-            if let userId { request = request.filter(Column("userId") == userId) }
-            if let cursorId = startingAfter {
-                guard let cursor = try Row.fetchOne(db, sql: "SELECT createdAt, rowid FROM orders WHERE id = ?", arguments: [cursorId]) else {
-                    throw ShopError.invalid("startingAfter", "is not an order id from a previous page")
-                }
-                request = request.filter(sql: "(createdAt, rowid) < (?, ?)", arguments: [cursor[0], cursor[1]])
-            }
-            let page = try request.order(Column("createdAt").desc, Column("rowid").desc).limit(limit + 1).fetchAll(db)
-            let orders = Array(page.prefix(limit))
-            return API.OrderList(items: try Self.withItems(orders, in: db), hasMore: page.count > limit)
-        }
+        try await queries.list(userId: userId, limit: limit, startingAfter: startingAfter)
     }
 
     public func invoice(orderId: String, for principal: Principal) async throws -> String {
-        let order = try await self.order(id: orderId, for: principal)
-        guard let html = try await invoices.html(orderId: order.id) else {
-            throw ShopError(.invoiceNotReady, "order \(orderId) has no invoice: invoices exist once an order is confirmed")
-        }
-        return html
-    }
-
-    // MARK: Helpers
-
-    static func visible(_ order: OrderRecord, to principal: Principal) -> Bool {
-        principal.isAdmin || order.userId == principal.userId
-    }
-
-    private func order(userId: String, idempotencyKey: String) async throws -> OrderRecord? {
-        try await db.read { db in
-            try OrderRecord.filter(Column("userId") == userId && Column("idempotencyKey") == idempotencyKey).fetchOne(db)
-        }
-    }
-
-    /// Same key, same request: the same order again. Same key, another
-    /// request: the client has a bug, and guessing would hide it.
-    private func replay(_ earlier: OrderRecord, for request: ValidOrderRequest) async throws -> Placement {
-        guard earlier.requestFingerprint == request.fingerprint else {
-            throw ShopError(.idempotencyKeyReused, "this Idempotency-Key was already used with a different request; use a new key for a new order")
-        }
-        return .replayed(try await load(earlier.id))
-    }
-
-    public func load(_ orderId: String) async throws -> API.Order {
-        try await db.read { db in
-            guard let order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
-            return order.api(items: try OrderItemRecord.lines(of: orderId, in: db))
-        }
-    }
-
-    static func withItems(_ orders: [OrderRecord], in db: Database) throws -> [API.Order] {
-        guard !orders.isEmpty else { return [] }
-        let lines = try OrderItemRecord.filter(orders.map(\.id).contains(Column("orderId"))).order(Column("line")).fetchAll(db)
-        let byOrder = Dictionary(grouping: lines, by: \.orderId)
-        return orders.map { $0.api(items: byOrder[$0.id] ?? []) }
+        try await queries.invoice(orderId: orderId, for: principal)
     }
 }

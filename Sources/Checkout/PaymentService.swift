@@ -4,8 +4,10 @@ import Storage
 import Logging
 
 /// Charges and refunds against the simulated card processor.
-struct PaymentService: Sendable {
+public struct PaymentService: Sendable {
     let retry: RetryPolicy
+
+    public init(retry: RetryPolicy) { self.retry = retry }
 
     /// Charges in-line, inside the customer's request: a transient failure
     /// is retried after a short backoff while the customer waits. This is
@@ -35,7 +37,7 @@ struct PaymentService: Sendable {
 
     /// Records a money movement. `UNIQUE(orderId, kind)` makes a second
     /// charge or refund of the same order impossible.
-    func record(_ kind: PaymentRecord.Kind, outcome: PaymentStatus, amount: Cents, attempts: Int, orderId: String, in db: Database) throws {
+    public func record(_ kind: PaymentRecord.Kind, outcome: PaymentStatus, amount: Cents, attempts: Int, orderId: String, in db: Database) throws {
         try PaymentRecord(
             id: ID.make(ID.payment), orderId: orderId, kind: kind, outcome: outcome,
             amountCents: amount, attempts: attempts, createdAt: Timestamp.now()

@@ -18,13 +18,21 @@ public enum CheckoutSchema {
 
     public static func register(in migrator: inout DatabaseMigrator) {
         migrator.registerMigration("checkout v1") { db in
-            try db.execute(sql: """
+            try db.execute(sql: [conventions, inventory, orders, payments, notifications, invoices].joined(separator: "\n"))
+        }
+    }
+
+    // The tables one by one: stage 4 gives each to the service that owns it.
+
+    public static let conventions = """
                 -- Times (createdAt, updatedAt) are integer milliseconds since 1970, UTC.
                 -- Tables keyed by a text id are WITHOUT ROWID unless they are listed
                 -- newest first (orders and notifications use the rowid to break ties
                 -- between equal times). Without a rowid the table *is* its primary-key
                 -- index: one b-tree page written per insert instead of two.
+        """
 
+    public static let inventory = """
                 -- The CHECKs are the last line of defence against overselling: even a
                 -- bug in the code cannot drive stock below zero.
                 CREATE TABLE inventory (
@@ -32,6 +40,9 @@ public enum CheckoutSchema {
                     available INTEGER NOT NULL CHECK (available >= 0),
                     reserved INTEGER NOT NULL CHECK (reserved >= 0)
                 ) WITHOUT ROWID;
+        """
+
+    public static let orders = """
                 CREATE TABLE orders (
                     id TEXT PRIMARY KEY,
                     userId TEXT NOT NULL,
@@ -66,6 +77,9 @@ public enum CheckoutSchema {
                     lineTotalCents INTEGER NOT NULL,
                     PRIMARY KEY (orderId, line)
                 ) WITHOUT ROWID;
+        """
+
+    public static let payments = """
                 -- One row per money movement. UNIQUE(orderId, kind): an order is
                 -- charged at most once and refunded at most once, whatever retries.
                 CREATE TABLE payments (
@@ -78,6 +92,9 @@ public enum CheckoutSchema {
                     createdAt INTEGER NOT NULL,
                     UNIQUE (orderId, kind)
                 ) WITHOUT ROWID;
+        """
+
+    public static let notifications = """
                 CREATE TABLE notifications (
                     id TEXT PRIMARY KEY,
                     userId TEXT NOT NULL,
@@ -90,13 +107,14 @@ public enum CheckoutSchema {
                 );
                 -- Exactly one notification of a kind per order (per user for welcome).
                 CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
+        """
+
+    public static let invoices = """
                 CREATE TABLE invoices (
                     orderId TEXT PRIMARY KEY REFERENCES orders(id),
                     number INTEGER NOT NULL UNIQUE,
                     html TEXT NOT NULL,
                     createdAt INTEGER NOT NULL
                 ) WITHOUT ROWID;
-                """)
-        }
-    }
+        """
 }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
+import ServiceLifecycle
 import ShopServer
 
 /// Runs a service's HTTP server on the port the system picks (port 0 by
@@ -10,7 +11,8 @@ import ShopServer
 /// through etcd, never through a port written into their configuration.
 public enum RegisteredServer {
     public static func run(
-        service: String, router: Router<ShopRequestContext>, host: String, port: Int, etcd: EtcdClient, logger: Logger
+        service: String, router: Router<ShopRequestContext>, host: String, port: Int, etcd: EtcdClient,
+        services: [any Service] = [], logger: Logger
     ) async throws {
         let bound = NIOLockedValueBox<Int?>(nil)
         let id = "\(service)-\(ID.make("i").dropFirst(2).prefix(8))"
@@ -18,7 +20,7 @@ public enum RegisteredServer {
             bound.withLockedValue { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(host):\($0)") }
         }
         try await ShopServerRunner.run(
-            name: "\(service)-service", router: router, host: host, port: port, services: [registration], logger: logger,
+            name: "\(service)-service", router: router, host: host, port: port, services: services + [registration], logger: logger,
             onListening: { port in bound.withLockedValue { $0 = port } })
     }
 }

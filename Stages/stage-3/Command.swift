@@ -4,6 +4,7 @@ import Catalog
 import Common
 import Discovery
 import Foundation
+import Gateway
 import Hummingbird
 import Logging
 import ShopServer
@@ -95,7 +96,7 @@ struct Serve: AsyncParsableCommand {
         let host = server.resolvedHost()
         switch service {
         case .gateway:
-            let router = try await Gateway.build(stage: 3, dataDir: dataDir, etcd: etcd, logger: logger)
+            let router = try await Gateway.build(stage: 3, layout: .stage3, dataDir: dataDir, etcd: etcd, logger: logger)
             try await ShopServerRunner.run(name: name, router: router, host: host, port: server.resolvedPort(), logger: logger)
         case .user, .product, .order:
             let router = switch service {

@@ -2,6 +2,7 @@ import Auth
 import Checkout
 import Common
 import Discovery
+import Gateway
 import Foundation
 import Hummingbird
 import Logging
@@ -14,12 +15,6 @@ import Storage
 /// gateway. It no longer answers for accounts or the catalogue; it asks
 /// the product service (through discovery) to price an order.
 enum OrderService {
-    /// The two writes that follow another service's: the gateway calls these
-    /// after the user service created an account, or the product service a
-    /// product. Administrators only (the gateway signs its own token).
-    struct Welcome: Codable, Sendable { var user: API.User }
-    struct InitialStock: Codable, Sendable { var productId: String; var initialStock: Int }
-
     static func build(stage: Int, dataDir: URL, etcd: EtcdClient, logger: Logger) async throws -> Router<ShopRequestContext> {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         // The order side's tables only: users and products live in the user and
@@ -27,22 +22,25 @@ enum OrderService {
         let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
         let auth = Authenticator(signer: settings.signer)
         let directory = ServiceDirectory(etcd: etcd)
-        let products = ProductClient(service: DiscoveredService("product", directory: directory, http: HTTPClient(timeout: .seconds(2))))
+        let products = DiscoveredCatalogue(service: DiscoveredService("product", directory: directory, http: HTTPClient(timeout: .seconds(2))))
         let checkout = Checkout(db: db, catalogue: products, auth: auth)
         try await checkout.start(logger: logger)
 
         let router = ShopServerRunner.makeRouter()
         checkout.addRoutes(to: router)
+        // The two writes that follow another service's: the gateway calls these
+        // after the user service created an account, or the product service a
+        // product. Administrators only (the gateway signs its own token).
         router.post("/internal/welcome") { request, context in
             _ = try auth.admin(request, context: context)
             var request = request
-            try await checkout.notifications.recordWelcome(request.decodeJSON(Welcome.self).user)
+            try await checkout.notifications.recordWelcome(request.decodeJSON(InternalCalls.Welcome.self).user)
             return Reply.json([String: String]())
         }
         router.post("/internal/stock") { request, context in
             _ = try auth.admin(request, context: context)
             var request = request
-            let body = try await request.decodeJSON(InitialStock.self)
+            let body = try await request.decodeJSON(InternalCalls.InitialStock.self)
             try await checkout.inventory.create(productId: body.productId, initialStock: Validate.initialStock(body.initialStock))
             return Reply.json([String: String]())
         }

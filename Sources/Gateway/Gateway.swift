@@ -7,14 +7,43 @@ import Logging
 import ShopClient
 import ShopServer
 
+/// Which service answers what, behind the gateway. The gateway is the same
+/// program at every stage from 3 on; what changes is this table, as the
+/// order side is split into services.
+public struct GatewayLayout: Sendable {
+    /// Every service behind the gateway: health and `/admin/services` check them.
+    public var services: [String]
+    /// Who answers `/inventory/…`, `/notifications` and `/admin/dead-letters`.
+    public var inventory: String
+    public var notifications: String
+    public var deadLetters: String?
+    /// Stage 3: after the user service created an account, the gateway asks the
+    /// order service to write the welcome email. Stage 4: the user service
+    /// publishes `user.registered` through its outbox, and sign-up is a
+    /// plain forward.
+    public var welcomeByCall: Bool
+
+    /// Stage 3: three services; the order service still does all of the order side.
+    public static let stage3 = GatewayLayout(
+        services: ["user", "product", "order"], inventory: "order", notifications: "order", deadLetters: nil, welcomeByCall: true)
+
+    /// Stage 4: inventory, payment and notification have services of their
+    /// own, and the dead-letter office keeps what could not be processed.
+    public static let stage4 = GatewayLayout(
+        services: ["user", "product", "order", "inventory", "payment", "notification", "deadletter"],
+        inventory: "inventory", notifications: "notification", deadLetters: "deadletter", welcomeByCall: false)
+}
+
 /// The only entry point from stage 3 on. It owns no data. For each request
 /// it checks the caller's token (401 here, before any service is bothered),
 /// applies the rate limit, finds an instance of the right service through
 /// discovery, and passes the request on. Three answers it composes itself:
 /// the customer summary (three services at once), and the two writes that
 /// span services (an account and its welcome email, a product and its stock).
-enum Gateway {
-    static func build(stage: Int, dataDir: URL, etcd: EtcdClient, logger: Logger) async throws -> Router<ShopRequestContext> {
+public enum Gateway {
+    public static func build(
+        stage: Int, layout: GatewayLayout, dataDir: URL, etcd: EtcdClient, logger: Logger
+    ) async throws -> Router<ShopRequestContext> {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let auth = Authenticator(signer: settings.signer)
         let directory = ServiceDirectory(etcd: etcd)
@@ -22,11 +51,12 @@ enum Gateway {
         // than a service waits for the services it calls (2 s), so that an
         // inner retry can still finish before the outer call gives up.
         let http = HTTPClient(timeout: .seconds(5))
-        let users = DiscoveredService("user", directory: directory, http: http, timeout: .seconds(5))
-        let products = DiscoveredService("product", directory: directory, http: http, timeout: .seconds(5))
-        let orders = DiscoveredService("order", directory: directory, http: http, timeout: .seconds(5))
-        let forward = Forwarder(services: ["user": users, "product": products, "order": orders])
-        let compose = Composition(users: users, products: products, orders: orders, signer: settings.signer, logger: logger)
+        var services: [String: DiscoveredService] = [:]
+        for name in layout.services {
+            services[name] = DiscoveredService(name, directory: directory, http: http, timeout: .seconds(5))
+        }
+        let forward = Forwarder(services: services)
+        let compose = Composition(services: services, layout: layout, signer: settings.signer, logger: logger)
 
         let router = Router(context: ShopRequestContext.self)
         router.add(middleware: ContractMiddleware())
@@ -58,16 +88,19 @@ enum Gateway {
         }
 
         // The order side: the order service. Reading stock needs no token.
-        router.get("/inventory/:productId") { request, context in try await forward.forward(request, context: context, to: "order") }
-        let signedIn: [(HTTPRequest.Method, RouterPath)] = [
-            (.post, "/inventory/:productId/restock"), (.post, "/orders"), (.get, "/orders"), (.get, "/orders/:id"),
-            (.post, "/orders/:id/cancel"), (.post, "/orders/:id/ship"), (.get, "/orders/:id/invoice"),
-            (.get, "/notifications"), (.get, "/reports/sales"),
+        router.get("/inventory/:productId") { request, context in try await forward.forward(request, context: context, to: layout.inventory) }
+        var signedIn: [(HTTPRequest.Method, RouterPath, String)] = [
+            (.post, "/inventory/:productId/restock", layout.inventory), (.post, "/orders", "order"), (.get, "/orders", "order"),
+            (.get, "/orders/:id", "order"), (.post, "/orders/:id/cancel", "order"), (.post, "/orders/:id/ship", "order"),
+            (.get, "/orders/:id/invoice", "order"), (.get, "/notifications", layout.notifications), (.get, "/reports/sales", "order"),
         ]
-        for (method, path) in signedIn {
+        if let office = layout.deadLetters {
+            signedIn += [(.get, "/admin/dead-letters", office), (.post, "/admin/dead-letters/:id/replay", office)]
+        }
+        for (method, path, service) in signedIn {
             router.on(path, method: method) { request, context in
                 _ = try auth.principal(request, context: context)
-                return try await forward.forward(request, context: context, to: "order")
+                return try await forward.forward(request, context: context, to: service)
             }
         }
 
@@ -79,7 +112,7 @@ enum Gateway {
         router.get("/health") { _, _ in
             let instances = await Self.instances(directory, http: http)
             var services: [String: API.ServiceState] = ["gateway": .up, "etcd": await etcd.isHealthy() ? .up : .down]
-            for name in ["user", "product", "order"] {
+            for name in layout.services {
                 services[name] = instances.contains { $0.service == name && $0.status == .up } ? .up : .down
             }
             let health = API.Health(stage: stage, services: services)

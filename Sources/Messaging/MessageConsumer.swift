@@ -1,0 +1,126 @@
+import AMQP
+import Common
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A service's consumer of its work queue: at-least-once processing with a
+/// retry ladder and dead letters.
+///
+/// For each delivery, in order:
+/// 1. read its id and type; without them it is poison;
+/// 2. run the handler registered for its type (no handler: poison). The
+///    handler does its work in one database transaction with the record of
+///    the message id (`Inbox.once`), so a duplicate changes nothing;
+/// 3. settle it, *after* the handler's transaction committed:
+///    - done: ack;
+///    - `MessageFailure.poison`: publish it to the dead letters with the
+///      reason, then ack;
+///    - any other error: publish it to the next step of the retry ladder
+///      with the attempt count in a header, then ack; after the last step,
+///      to the dead letters instead.
+///
+/// The copy is published (and confirmed) before the original is acked. A
+/// crash between the two leaves both: the original comes back, and the
+/// handler's idempotency absorbs the copy. The other order could lose it.
+public struct MessageConsumer: Service {
+    public typealias Handler = @Sendable (IncomingMessage) async throws -> Void
+
+    let client: RabbitClient
+    let topology: MessageTopology
+    let queue: String
+    let prefetch: UInt16
+    let handlers: [String: Handler]
+    let logger: Logger
+
+    /// `queue` is the short name (`payment`); `handlers` maps message types
+    /// to what to do with them.
+    public init(
+        client: RabbitClient, topology: MessageTopology, queue: String, prefetch: UInt16 = 32,
+        logger: Logger, handlers: [String: Handler]
+    ) {
+        self.client = client
+        self.topology = topology
+        self.queue = queue
+        self.prefetch = prefetch
+        self.handlers = handlers
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let service = ConsumerService(client: client, queue: topology.queue(queue), prefetch: prefetch, logger: logger) { delivery in
+            await handle(delivery)
+        }
+        try await service.run()
+    }
+
+    func handle(_ delivery: Delivery) async -> ConsumerService.Outcome {
+        var logger = logger
+        logger[metadataKey: "queue"] = .string(queue)
+        let failure: any Error
+        let attempt = max(1, Int(delivery.headers[MessageHeader.attempt]?.intValue ?? 1))
+        do {
+            let message = try IncomingMessage(delivery)
+            logger[metadataKey: "message_id"] = .string(message.id)
+            logger[metadataKey: "type"] = .string(message.type)
+            if let correlation = message.correlationId { logger[metadataKey: "order_id"] = .string(correlation) }
+            if message.redelivered { logger.notice("redelivered message (a consumer died before acking it)") }
+            guard let handler = handlers[message.type] else {
+                throw MessageFailure.poison("no handler for message type '\(message.type)' on queue \(queue)")
+            }
+            do {
+                try await handler(message)
+                return .ack
+            } catch {
+                failure = error
+            }
+        } catch {
+            failure = error
+        }
+
+        let reason: String
+        if case MessageFailure.poison(let why) = failure {
+            reason = "poison: \(why)"
+        } else if attempt < topology.maxAttempts {
+            let step = attempt
+            let delay = topology.retryDelays[step - 1]
+            logger.info("processing failed; retrying later", metadata: [
+                "attempt": "\(attempt)", "next_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                "error": "\(failure)"])
+            return await forward(delivery, to: "", routingKey: topology.retryQueue(queue, step: step), headers: [
+                MessageHeader.attempt: .int(Int64(attempt + 1)),
+            ], logger: logger)
+        } else {
+            reason = "gave up after \(attempt) attempts: \(failure)"
+        }
+        logger.error("message set aside as a dead letter", metadata: ["reason": .string(reason), "attempts": "\(attempt)"])
+        return await forward(delivery, to: topology.deadLetterExchange, routingKey: queue, headers: [
+            MessageHeader.reason: .string(reason),
+            MessageHeader.sourceQueue: .string(queue),
+            MessageHeader.attempts: .int(Int64(attempt)),
+            MessageHeader.deadLetteredAt: .int(Date().databaseMillisecondsValue),
+            MessageHeader.deadLetterId: .string(ID.make("dlq")),
+        ], logger: logger)
+    }
+
+    /// Publishes a copy of the delivery (same body, id and type; headers
+    /// merged) and answers ack once it is confirmed. If it cannot be sent,
+    /// the original goes back to the queue to be tried again.
+    private func forward(_ delivery: Delivery, to exchange: String, routingKey: String, headers: AMQPTable, logger: Logger) async -> ConsumerService.Outcome {
+        var properties = delivery.properties
+        properties.deliveryMode = .persistent
+        properties.headers = (properties.headers ?? [:]).merging(headers) { $1 }
+        do {
+            try await client.publish(OutboundMessage(exchange: exchange, routingKey: routingKey, body: delivery.body, properties: properties, mandatory: true))
+            return .ack
+        } catch {
+            logger.warning("could not forward the message; it goes back to its queue", metadata: ["error": "\(error)"])
+            try? await Task.sleep(for: .milliseconds(200))
+            return .requeue
+        }
+    }
+}
+
+extension Date {
+    var databaseMillisecondsValue: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+}

@@ -1,0 +1,182 @@
+import AMQP
+import Foundation
+import Logging
+import ServiceLifecycle
+import Storage
+
+/// The transactional outbox and the inbox, as two tables in a service's own
+/// database.
+///
+/// - `outbox`: messages written in the same transaction as the change they
+///   announce. Either both are committed or neither: a crash after the
+///   commit leaves the message in the table, and the relay sends it when the
+///   process is back. Publishing straight to RabbitMQ inside the request
+///   would lose the message if the process died between commit and publish,
+///   and announce a change that never happened if it died the other way round.
+/// - `processed_messages`: the ids of the messages this service has
+///   handled, written in the same transaction as their effect. A message
+///   delivered twice (a redelivery after a crash, a duplicate publish after a
+///   lost confirm) finds its id there and changes nothing the second time.
+public enum MessagingSchema {
+    public static func register(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("messaging v1") { db in
+            try db.execute(sql: """
+                -- Sent in `seq` order, then deleted. The order matters: a consumer
+                -- sees an order's messages in the order the service wrote them.
+                CREATE TABLE outbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    messageId TEXT NOT NULL UNIQUE,
+                    type TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    correlationId TEXT,
+                    createdAt INTEGER NOT NULL
+                );
+                CREATE TABLE processed_messages (
+                    messageId TEXT PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    processedAt INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
+    }
+}
+
+public enum Outbox {
+    /// Adds messages to the outbox, in the caller's transaction.
+    public static func add(_ messages: [OutgoingMessage], in db: Database) throws {
+        for message in messages {
+            try db.run(cached: """
+                INSERT INTO outbox (messageId, type, body, correlationId, createdAt) VALUES (?, ?, ?, ?, ?)
+                """, [message.id, message.type, Data(message.body), message.correlationId, Date().databaseMilliseconds])
+        }
+    }
+
+    public static func add(_ message: OutgoingMessage, in db: Database) throws {
+        try add([message], in: db)
+    }
+
+    /// Messages not yet confirmed by the broker.
+    public static func pending(in db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0
+    }
+}
+
+public enum Inbox {
+    /// Records that `message` is being processed, in the caller's
+    /// transaction. False when it was processed before: the caller must then
+    /// do nothing (and the transaction changes nothing).
+    public static func claim(_ message: IncomingMessage, in db: Database) throws -> Bool {
+        try db.run(cached: "INSERT OR IGNORE INTO processed_messages (messageId, type, processedAt) VALUES (?, ?, ?)",
+                   [message.id, message.type, Date().databaseMilliseconds])
+        return db.changesCount == 1
+    }
+
+    /// Whether `message` was processed before, to skip work that would
+    /// otherwise be done outside the transaction (calling a provider).
+    public static func seen(_ message: IncomingMessage, in db: Database) throws -> Bool {
+        try Int.fetchOne(db, cached: "SELECT 1 FROM processed_messages WHERE messageId = ?", [message.id]) != nil
+    }
+
+    /// Runs `effect` once per message: in one write transaction with the
+    /// record of the message's id, and the outgoing messages it returns
+    /// go to the outbox in that same transaction. Answers false (and runs
+    /// nothing) for a message already processed.
+    @discardableResult
+    public static func once(
+        _ message: IncomingMessage, db: DatabasePool, relay: OutboxRelay?,
+        _ effect: @Sendable (Database) throws -> [OutgoingMessage]
+    ) async throws -> Bool {
+        let sent: [OutgoingMessage]? = try await db.write { db in
+            guard try claim(message, in: db) else { return nil }
+            let outgoing = try effect(db)
+            try Outbox.add(outgoing, in: db)
+            return outgoing
+        }
+        if let sent, !sent.isEmpty { relay?.wake() }
+        return sent != nil
+    }
+}
+
+/// Sends what is in the outbox: oldest first, in batches, with publisher
+/// confirms, and deletes a batch only once the broker has confirmed all of
+/// it. While RabbitMQ is away it waits and tries again; the messages wait in
+/// the table meanwhile, so nothing is lost and the service keeps taking
+/// requests.
+///
+/// A batch that fails halfway is sent again whole: some of its messages may
+/// then reach consumers twice, which the inbox makes harmless. That is the
+/// trade the pattern makes: at-least-once delivery plus idempotent
+/// consumers, instead of an exactly-once that no broker can promise.
+public final class OutboxRelay: Service, Sendable {
+    let db: DatabasePool
+    let client: RabbitClient
+    let exchange: String
+    let logger: Logger
+    private let signal: AsyncStream<Void>.Continuation
+    private let signals: AsyncStream<Void>
+
+    public init(db: DatabasePool, client: RabbitClient, exchange: String, logger: Logger) {
+        self.db = db
+        self.client = client
+        self.exchange = exchange
+        self.logger = logger
+        (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Something was just committed to the outbox: send it now rather than
+    /// at the next poll.
+    public func wake() { signal.yield() }
+
+    public func run() async throws {
+        // A wake-up from a commit, or a poll every 500 ms: the poll catches
+        // what was written by another process sharing the file, or left by a
+        // crash before this process started.
+        let ticker = Task { [signal] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(500))
+                signal.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        await withGracefulShutdownHandler {
+            var failures = 0
+            for await _ in signals {
+                if Task.isShuttingDownGracefully { break }
+                do {
+                    try await drain()
+                    if failures > 0 { logger.notice("outbox relay publishing again", metadata: ["after_failures": "\(failures)"]) }
+                    failures = 0
+                } catch {
+                    failures += 1
+                    // Once per streak of failures, then every 20th: a broker
+                    // that is down for a minute should not flood the log.
+                    if failures == 1 || failures % 20 == 0 {
+                        logger.warning("outbox relay cannot publish; messages wait in the outbox", metadata: [
+                            "error": "\(error)", "failures": "\(failures)"])
+                    }
+                    try? await Task.sleep(for: .milliseconds(min(100 * failures, 2_000)))
+                    signal.yield()
+                }
+            }
+        } onGracefulShutdown: { [signal] in
+            signal.finish()
+        }
+    }
+
+    /// Publishes everything in the outbox, 256 at a time.
+    func drain() async throws {
+        while true {
+            let rows = try await db.read { db in
+                try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, messageId, type, body, correlationId FROM outbox ORDER BY seq LIMIT 256"))
+            }
+            guard let last = rows.last else { return }
+            let messages = rows.map { row in
+                OutgoingMessage(id: row["messageId"], type: row["type"], body: Array(row["body"] as Data), correlationId: row["correlationId"])
+                    .amqp(exchange: exchange)
+            }
+            try await client.publish(contentsOf: messages, window: 256)
+            let upTo: Int64 = last["seq"]
+            try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [upTo]) }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// The project's `scripts/infra`, found from a running stage, so that a
+/// stage can start the broker it needs ("run the stage, and what it needs
+/// comes up"). Only ever for addresses on this machine.
+public enum InfraScript {
+    /// `scripts/infra -q up <service>` with extra environment (the port);
+    /// true when it succeeded. Throws when the script cannot be found.
+    public static func up(_ service: String, environment: [String: String]) throws -> Bool {
+        guard let script = findUpwards("scripts/infra") else {
+            throw StartError(description: "scripts/infra not found above \(executablePath)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: script)
+        process.arguments = ["-q", "up", service]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    /// Is `url`'s host this machine?
+    public static func isLocal(_ url: String) -> Bool {
+        ["://127.0.0.1:", "://localhost:", "@127.0.0.1:", "@localhost:"].contains { url.contains($0) }
+    }
+
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
+
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Walks up from the executable (in `.build/…`) to the repository.
+    public static func findUpwards(_ relative: String) -> String? {
+        var directory = URL(fileURLWithPath: executablePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent(relative).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return nil
+    }
+}
