@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "stage-2", targets: ["Stage2"]),
         .executable(name: "stage-3", targets: ["Stage3"]),
+        .executable(name: "stage-4", targets: ["Stage4"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "amqp-bench", targets: ["AMQPBench"]),
@@ -241,6 +242,21 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Stages/stage-3",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 4: RabbitMQ, outbox, retries, dead letters
+
+        .executableTarget(
+            name: "Stage4",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor",
+                "Discovery", "Gateway", "Messaging", "AMQP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Stages/stage-4",
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),

@@ -45,13 +45,8 @@ public struct Checkout: Sendable {
 
     /// Orders, stock, notifications and the sales report.
     public func addRoutes(to router: Router<ShopRequestContext>) {
-        let orders = OrderController(orders: self.orders, auth: auth)
-        router.post("/orders", use: orders.place)
-        router.get("/orders", use: orders.list)
-        router.get("/orders/:id", use: orders.get)
-        router.post("/orders/:id/cancel", use: orders.cancel)
-        router.post("/orders/:id/ship", use: orders.ship)
-        router.get("/orders/:id/invoice", use: orders.invoice)
+        router.addOrderWriteRoutes(self.orders, auth: auth)
+        router.addOrderReadRoutes(self.orders.queries, auth: auth)
 
         router.addInventoryRoutes(inventory, auth: auth)
         router.addNotificationRoutes(self.notifications, auth: auth)

@@ -1,10 +1,20 @@
 import Auth
 import Common
 import Hummingbird
+import Logging
 import ShopServer
 
-public struct OrderController: Sendable {
-    let orders: OrderService
+/// What changes an order. The monolith's `OrderService` does it all in the
+/// request; stage 4's order service stores, publishes and answers 201 pending.
+/// Both are mounted by the same routes.
+public protocol OrderCommands: Sendable {
+    func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger) async throws -> OrderQueries.Placement
+    func cancel(orderId: String, by principal: Principal) async throws -> API.Order
+    func ship(orderId: String) async throws -> API.Order
+}
+
+struct OrderController<Commands: OrderCommands>: Sendable {
+    let orders: Commands
     let auth: Authenticator
 
     func place(_ request: Request, context: ShopRequestContext) async throws -> Response {
@@ -18,21 +28,6 @@ public struct OrderController: Sendable {
         }
     }
 
-    func get(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        let principal = try auth.principal(request, context: context)
-        return Reply.json(try await orders.order(id: try context.parameters.id("id"), for: principal))
-    }
-
-    func list(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        let principal = try auth.principal(request, context: context)
-        let query = try OrderListQuery(request.uri.queryParameters)
-        if query.all && !principal.isAdmin {
-            throw ShopError.forbidden("only an administrator may list every customer's orders (all=true)")
-        }
-        return Reply.json(try await orders.list(
-            userId: query.all ? nil : principal.userId, limit: query.limit, startingAfter: query.startingAfter))
-    }
-
     func cancel(_ request: Request, context: ShopRequestContext) async throws -> Response {
         let principal = try auth.principal(request, context: context)
         return Reply.json(try await orders.cancel(orderId: try context.parameters.id("id"), by: principal), status: .accepted)
@@ -42,9 +37,48 @@ public struct OrderController: Sendable {
         _ = try auth.admin(request, context: context)
         return Reply.json(try await orders.ship(orderId: try context.parameters.id("id")), status: .accepted)
     }
+}
+
+/// Reading orders: the same routes for every stage that keeps orders as rows.
+struct OrderReadController: Sendable {
+    let queries: OrderQueries
+    let auth: Authenticator
+
+    func get(_ request: Request, context: ShopRequestContext) async throws -> Response {
+        let principal = try auth.principal(request, context: context)
+        return Reply.json(try await queries.order(id: try context.parameters.id("id"), for: principal))
+    }
+
+    func list(_ request: Request, context: ShopRequestContext) async throws -> Response {
+        let principal = try auth.principal(request, context: context)
+        let query = try OrderListQuery(request.uri.queryParameters)
+        if query.all && !principal.isAdmin {
+            throw ShopError.forbidden("only an administrator may list every customer's orders (all=true)")
+        }
+        return Reply.json(try await queries.list(
+            userId: query.all ? nil : principal.userId, limit: query.limit, startingAfter: query.startingAfter))
+    }
 
     func invoice(_ request: Request, context: ShopRequestContext) async throws -> Response {
         let principal = try auth.principal(request, context: context)
-        return Reply.html(try await orders.invoice(orderId: try context.parameters.id("id"), for: principal))
+        return Reply.html(try await queries.invoice(orderId: try context.parameters.id("id"), for: principal))
+    }
+}
+
+extension Router where Context == ShopRequestContext {
+    /// `POST /orders`, `POST /orders/{id}/cancel`, `POST /orders/{id}/ship`.
+    public func addOrderWriteRoutes(_ commands: some OrderCommands, auth: Authenticator) {
+        let writes = OrderController(orders: commands, auth: auth)
+        post("/orders", use: writes.place)
+        post("/orders/:id/cancel", use: writes.cancel)
+        post("/orders/:id/ship", use: writes.ship)
+    }
+
+    /// `GET /orders`, `GET /orders/{id}`, `GET /orders/{id}/invoice`.
+    public func addOrderReadRoutes(_ queries: OrderQueries, auth: Authenticator) {
+        let reads = OrderReadController(queries: queries, auth: auth)
+        get("/orders", use: reads.list)
+        get("/orders/:id", use: reads.get)
+        get("/orders/:id/invoice", use: reads.invoice)
     }
 }

@@ -17,7 +17,7 @@ import Logging
 /// other checkout. If the process dies between 1 and 2, the order is still
 /// `pending` with its stock reserved; `resumePendingCharges` finishes it at
 /// the next start.
-public struct OrderService: Sendable {
+public struct OrderService: OrderCommands {
     let db: DatabasePool
     let catalogue: any Catalogue
     let inventory: InventoryService

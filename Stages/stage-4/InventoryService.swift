@@ -1,0 +1,120 @@
+import Auth
+import Checkout
+import Common
+import Foundation
+import Gateway
+import Hummingbird
+import Logging
+import Messaging
+import ServiceLifecycle
+import ShopServer
+import Storage
+
+/// Stock, as a service of its own. It reserves an order's units when the
+/// order is created, sells them when it is confirmed, and gives them back
+/// when the order service asks (`stock.release`): the same all-or-nothing
+/// movements as the monolith's, now each in its own transaction, started by
+/// a message.
+enum InventoryApp {
+    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        let auth = Authenticator(signer: settings.signer)
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("inventory.sqlite"), tables: CheckoutSchema.inventory + """
+            -- What each order holds, so that confirming or releasing it later
+            -- moves exactly these units, once. state: reserved → sold | released;
+            -- sold → returned (a confirmed order cancelled).
+            CREATE TABLE reservations (
+                orderId TEXT NOT NULL,
+                productId TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                PRIMARY KEY (orderId, productId)
+            ) WITHOUT ROWID;
+            """, name: "inventory v1")
+        let inventory = InventoryService(db: db)
+        let messaging = try ServiceMessaging(service: "inventory", namespace: namespace, logger: logger)
+        let relay = messaging.relay(for: db)
+
+        let consumer = messaging.consumer("inventory", handlers: [
+            // All or nothing, as in the monolith: the order's lines are
+            // reserved together, or none is and the order is rejected.
+            Topic.orderCreated: { message in
+                let order = try message.decodeChecked(OrderCreated.self)
+                try await Inbox.once(message, db: db, relay: relay) { db in
+                    let outcome = try inventory.reserve(order.items, in: db)
+                    if outcome == .reserved {
+                        for line in order.items {
+                            try db.run(cached: "INSERT INTO reservations (orderId, productId, quantity, state) VALUES (?, ?, ?, 'reserved')",
+                                       [order.orderId, line.productId, line.quantity])
+                        }
+                    }
+                    let type = outcome == .reserved ? Topic.stockReserved : Topic.stockRejected
+                    return [try OutgoingMessage(type, StockMessage(orderId: order.orderId), order: order.orderId)]
+                }
+            },
+            // Confirmed: the reserved units are sold.
+            Topic.orderConfirmed: { message in
+                let order = try message.decodeChecked(OrderOutcome.self)
+                try await Inbox.once(message, db: db, relay: relay) { db in
+                    let lines = try reservation(order.orderId, in: "reserved", db)
+                    try inventory.commit(lines, in: db)
+                    try setState(order.orderId, from: "reserved", to: "sold", db)
+                    return []
+                }
+            },
+            // The order will not go ahead, or was cancelled after it was
+            // confirmed: the units go back. Answered even when there was
+            // nothing to give back, so that the order service can finish.
+            Topic.stockRelease: { message in
+                let request = try message.decodeChecked(StockMessage.self)
+                try await Inbox.once(message, db: db, relay: relay) { db in
+                    try inventory.release(try reservation(request.orderId, in: "reserved", db), in: db)
+                    try setState(request.orderId, from: "reserved", to: "released", db)
+                    try inventory.putBack(try reservation(request.orderId, in: "sold", db), in: db)
+                    try setState(request.orderId, from: "sold", to: "returned", db)
+                    return [try OutgoingMessage(Topic.stockReleased, StockMessage(orderId: request.orderId), order: request.orderId)]
+                }
+            },
+        ])
+
+        let router = ShopServerRunner.makeRouter()
+        router.addInventoryRoutes(inventory, auth: auth)
+        // The gateway makes a new product's stock row right after the product
+        // service created the product (administrators only: the gateway signs
+        // its own token).
+        router.post("/internal/stock") { request, context in
+            _ = try auth.admin(request, context: context)
+            var request = request
+            let body = try await request.decodeJSON(InternalCalls.InitialStock.self)
+            try await inventory.create(productId: body.productId, initialStock: Validate.initialStock(body.initialStock))
+            return Reply.json([String: String]())
+        }
+        router.addServiceHealth(stage: stage, name: "inventory", db: db, messaging: messaging)
+        return (router, [messaging.client, relay, consumer])
+    }
+
+    static func reservation(_ orderId: String, in state: String, _ db: Database) throws -> [Line] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT productId, quantity FROM reservations WHERE orderId = ? AND state = ?"),
+                         arguments: [orderId, state])
+            .map { Line(productId: $0["productId"], quantity: $0["quantity"]) }
+    }
+
+    static func setState(_ orderId: String, from: String, to: String, _ db: Database) throws {
+        try db.run(cached: "UPDATE reservations SET state = ? WHERE orderId = ? AND state = ?", [to, orderId, from])
+    }
+}
+
+extension Router where Context == ShopRequestContext {
+    /// `GET /health`: the database answers; RabbitMQ is reported, but a
+    /// broker that is away does not make the service unhealthy (its outbox
+    /// keeps what it cannot send yet).
+    func addServiceHealth(stage: Int, name: String, db: DatabasePool, messaging: ServiceMessaging?) {
+        get("/health") { _, _ in
+            let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+            var services: [String: API.ServiceState] = [name: .up, "database": database ? .up : .down]
+            if let messaging { services["rabbitmq"] = messaging.brokerState == "up" ? .up : .down }
+            let health = API.Health(stage: stage, services: services)
+            return Reply.json(health, status: database ? .ok : .serviceUnavailable)
+        }
+    }
+}

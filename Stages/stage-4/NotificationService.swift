@@ -1,0 +1,52 @@
+import Auth
+import Checkout
+import Common
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import ServiceLifecycle
+import ShopServer
+import Storage
+
+/// The emails, as a service of its own: it records one for each message
+/// that announces something to a customer. The unique index (user, kind,
+/// order) and the inbox both make a redelivered message harmless; the
+/// contract's "exactly one notification of a kind per order" rests on them.
+enum NotificationApp {
+    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        let auth = Authenticator(signer: settings.signer)
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("notifications.sqlite"), tables: CheckoutSchema.notifications, name: "notifications v1")
+        let notifications = NotificationService(db: db)
+        let messaging = try ServiceMessaging(service: "notification", namespace: namespace, logger: logger)
+
+        func about(_ kind: API.NotificationKind) -> MessageConsumer.Handler {
+            { message in
+                let order = try message.decodeChecked(OrderOutcome.self)
+                let customer = Recipient(userId: order.customer.userId, email: order.customer.email, name: order.customer.name)
+                try await Inbox.once(message, db: db, relay: nil) { db in
+                    try notifications.record(kind, to: customer, orderId: order.orderId, in: db)
+                    return []
+                }
+            }
+        }
+        let consumer = messaging.consumer("notification", handlers: [
+            Topic.userRegistered: { message in
+                let user = try message.decodeChecked(UserRegistered.self).user
+                try await Inbox.once(message, db: db, relay: nil) { db in
+                    try notifications.record(.welcome, to: Recipient(userId: user.id, email: user.email, name: user.name), orderId: nil, in: db)
+                    return []
+                }
+            },
+            Topic.orderConfirmed: about(.orderConfirmed),
+            Topic.orderCancelled: about(.orderCancelled),
+            Topic.orderShipped: about(.orderShipped),
+        ])
+
+        let router = ShopServerRunner.makeRouter()
+        router.addNotificationRoutes(notifications, auth: auth)
+        router.addServiceHealth(stage: stage, name: "notification", db: db, messaging: messaging)
+        return (router, [messaging.client, consumer])
+    }
+}

@@ -1,0 +1,41 @@
+import AMQP
+import Foundation
+import Logging
+import Messaging
+import ServiceLifecycle
+import Storage
+
+/// What every stage-4 service that talks to RabbitMQ has: the topology, one
+/// reconnecting client, and the long-running parts (client, outbox relay,
+/// consumers) that run beside its HTTP server.
+struct ServiceMessaging {
+    let topology: MessageTopology
+    let client: RabbitClient
+    let logger: Logger
+
+    init(service: String, namespace: String, logger: Logger) throws {
+        topology = Stage4Topology.make(namespace: namespace)
+        client = try Broker.client(url: Broker.url, name: "\(namespace) \(service)", topology: topology, logger: logger)
+        self.logger = logger
+    }
+
+    func relay(for db: DatabasePool) -> OutboxRelay {
+        OutboxRelay(db: db, client: client, exchange: topology.exchange, logger: logger)
+    }
+
+    func consumer(_ queue: String, handlers: [String: MessageConsumer.Handler]) -> MessageConsumer {
+        MessageConsumer(client: client, topology: topology, queue: queue, logger: logger, handlers: handlers)
+    }
+
+    /// For `/health`: the service is up either way (its outbox keeps what it
+    /// cannot send), but it says whether the broker is there.
+    var brokerState: String { client.connection?.isOpen == true ? "up" : "down" }
+}
+
+/// A service's database with the outbox and inbox tables beside its own.
+func openServiceDatabase(_ url: URL, tables: String, name: String) throws -> DatabasePool {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration(name) { db in try db.execute(sql: tables) }
+    MessagingSchema.register(in: &migrator)
+    return try SQLiteStore.openPool(at: url, migrator: migrator)
+}
