@@ -303,7 +303,7 @@ let package = Package(
         .testTarget(
             name: "AMQPTests",
             dependencies: [
-                "AMQP",
+                "AMQP", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -320,6 +320,13 @@ let package = Package(
         .testTarget(
             name: "Stage3Tests",
             dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        /// Stage 4's own acceptance tests: crashes, duplicates and poison sent
+        /// with pika, dead letters and replay, a RabbitMQ restart.
+        .testTarget(
+            name: "Stage4Tests",
+            dependencies: ["Common", "ShopClient", "Storage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.

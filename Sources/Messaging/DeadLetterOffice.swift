@@ -114,10 +114,11 @@ public struct DeadLetterOffice: Sendable {
         }
     }
 
-    /// Sends the message back to its work queue, as it first arrived (same
-    /// id, type and body; attempts start again), and takes it off the list.
-    /// Consumers are idempotent, so replaying one that in fact went through
-    /// does nothing.
+    /// Sends the message back to its work queue as it arrived (same id, type
+    /// and body), as one more attempt, and takes it off the list. If that
+    /// attempt fails too, the message comes straight back here: the retry
+    /// ladder was used up before. Consumers are idempotent, so replaying a
+    /// message that in fact went through does nothing.
     public func replay(id: String) async throws -> Replay {
         guard let row = try await db.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE id = ? AND replayedAt IS NULL", arguments: [id]) }) else {
             throw ShopError.notFound("dead letter \(id)")
@@ -126,7 +127,7 @@ public struct DeadLetterOffice: Sendable {
         guard topology.queues.contains(where: { $0.name == queue }) else {
             throw ShopError(.invalidRequest, "dead letter \(id) came from queue '\(queue)', which this deployment does not have")
         }
-        var headers: AMQPTable = [:]
+        var headers: AMQPTable = [MessageHeader.attempt: .int(Int64(row["attempts"] as Int) + 1)]
         if let kept = try? JSONDecoder().decode([String: String].self, from: Data((row["headers"] as String).utf8)) {
             for (key, value) in kept { headers[key] = .string(value) }
         }

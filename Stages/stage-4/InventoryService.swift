@@ -22,7 +22,7 @@ enum InventoryApp {
         let db = try openServiceDatabase(dataDir.appendingPathComponent("inventory.sqlite"), tables: CheckoutSchema.inventory + """
             -- What each order holds, so that confirming or releasing it later
             -- moves exactly these units, once. state: reserved → sold | released;
-            -- sold → returned (a confirmed order cancelled).
+            -- sold → returned (a confirmed order cancelled); rejected (out of stock).
             CREATE TABLE reservations (
                 orderId TEXT NOT NULL,
                 productId TEXT NOT NULL,
@@ -41,12 +41,14 @@ enum InventoryApp {
             Topic.orderCreated: { message in
                 let order = try message.decodeChecked(OrderCreated.self)
                 try await Inbox.once(message, db: db, relay: relay) { db in
+                    // Decided for this order already: a copy of the message under
+                    // another id (a producer that published twice) changes nothing.
+                    // Rejected orders are kept as rows too, for this check.
+                    if try Int.fetchOne(db, cached: "SELECT 1 FROM reservations WHERE orderId = ? LIMIT 1", [order.orderId]) != nil { return [] }
                     let outcome = try inventory.reserve(order.items, in: db)
-                    if outcome == .reserved {
-                        for line in order.items {
-                            try db.run(cached: "INSERT INTO reservations (orderId, productId, quantity, state) VALUES (?, ?, ?, 'reserved')",
-                                       [order.orderId, line.productId, line.quantity])
-                        }
+                    for line in order.items {
+                        try db.run(cached: "INSERT OR IGNORE INTO reservations (orderId, productId, quantity, state) VALUES (?, ?, ?, ?)",
+                                   [order.orderId, line.productId, line.quantity, outcome == .reserved ? "reserved" : "rejected"])
                     }
                     let type = outcome == .reserved ? Topic.stockReserved : Topic.stockRejected
                     return [try OutgoingMessage(type, StockMessage(orderId: order.orderId), order: order.orderId)]

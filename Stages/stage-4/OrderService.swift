@@ -147,6 +147,7 @@ struct Orders: OrderCommands {
     func stockAnswered(_ message: IncomingMessage, _ outcome: StockOutcome) async throws {
         let answer = try message.decodeChecked(StockMessage.self)
         try await handle(message, orderId: answer.orderId) { order, saga, db in
+            guard saga.stock == nil else { return [] }  // the first answer counts; a copy changes nothing
             saga.stock = outcome
             return try decideIfReady(&order, &saga)
         }
@@ -155,6 +156,7 @@ struct Orders: OrderCommands {
     func paymentAnswered(_ message: IncomingMessage, _ outcome: PaymentOutcome) async throws {
         let answer = try message.decodeChecked(PaymentMessage.self)
         try await handle(message, orderId: answer.orderId) { order, saga, db in
+            guard saga.payment == nil else { return [] }
             saga.payment = outcome
             order.paymentStatus = outcome == .captured ? .captured : .declined
             order.chargedCents = outcome == .captured ? answer.amountCents : 0
@@ -165,6 +167,7 @@ struct Orders: OrderCommands {
     func refunded(_ message: IncomingMessage) async throws {
         let answer = try message.decodeChecked(PaymentMessage.self)
         try await handle(message, orderId: answer.orderId) { order, saga, db in
+            guard saga.awaitingRefund else { return [] }
             order.paymentStatus = .refunded
             order.refundedCents = answer.amountCents
             saga.awaitingRefund = false
@@ -175,6 +178,7 @@ struct Orders: OrderCommands {
     func released(_ message: IncomingMessage) async throws {
         let answer = try message.decodeChecked(StockMessage.self)
         try await handle(message, orderId: answer.orderId) { order, saga, db in
+            guard saga.awaitingRelease else { return [] }
             saga.awaitingRelease = false
             return try finishCancellingIfDone(&order, &saga)
         }

@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 // Everything that needs RabbitMQ lives in this one serialized suite: the

@@ -1,5 +1,6 @@
 @testable import AMQP
 import Foundation
+import TestSupport
 import Testing
 
 /// Where the tests find the broker and the tools around it.
@@ -37,27 +38,11 @@ enum Broker {
 
     /// The repository's `scripts/infra`: found by walking up from this file
     /// (it is at the root of the main package), else the main checkout.
-    static var infraScript: String {
-        if let path = ProcessInfo.processInfo.environment["INFRA_SCRIPT"] { return path }
-        return findUpwards("scripts/infra") ?? "scripts/infra"
-    }
+    static var infraScript: String { Repository.infraScript }
 
     /// The Python with pika in it: `PIKA_PYTHON`, else the repository's
     /// `.venv` (made by `scripts/setup`).
-    static var python: String {
-        if let path = ProcessInfo.processInfo.environment["PIKA_PYTHON"] { return path }
-        return findUpwards(".venv/bin/python") ?? ".venv/bin/python"
-    }
-
-    private static func findUpwards(_ relative: String) -> String? {
-        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while directory.path != "/" {
-            let candidate = directory.appendingPathComponent(relative).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
+    static var python: String { Repository.python }
 }
 
 struct BrokerUnavailable: Error, CustomStringConvertible {
@@ -69,68 +54,12 @@ struct BrokerUnavailable: Error, CustomStringConvertible {
     }
 }
 
-struct ProcessFailure: Error, CustomStringConvertible {
-    let description: String
-}
-
-struct ProcessResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-/// Runs a program to completion on a thread of its own (never blocking the
-/// cooperative pool), killing it after `timeout`.
-func runProcess(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let watchdog = Task {
-        try await Task.sleep(for: timeout)
-        process.terminate()
-    }
-    defer { watchdog.cancel() }
-    return await withCheckedContinuation { continuation in
-        Thread {
-            // Read both pipes to the end before waiting, so a chatty child
-            // cannot fill a pipe and block forever.
-            let errorData = Locked(Data())
-            let reader = Thread { errorData.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
-            reader.start()
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            while !reader.isFinished { usleep(1000) }
-            continuation.resume(
-                returning: ProcessResult(
-                    status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self),
-                    stderr: String(decoding: errorData.withLock { $0 }, as: UTF8.self)))
-        }.start()
-    }
-}
-
-
 /// pika on the other side of the wire.
 enum Pika {
     /// Runs `script` with pika; it gets the broker URL as argv[1] and the
     /// extra arguments after it, and prints one JSON document.
     static func run(_ script: String, _ arguments: [String] = []) async throws -> [String: Any] {
-        let result = try await runProcess(Broker.python, ["-c", script, Broker.url] + arguments, timeout: .seconds(60))
-        guard result.status == 0 else {
-            throw ProcessFailure(
-                description: "pika script failed (\(result.status)) with \(Broker.python): \(result.stderr)"
-                    + (result.stderr.contains("No module named") ? " — run scripts/setup" : ""))
-        }
-        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
-        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw ProcessFailure(description: "pika script printed no JSON object: \(result.stdout)")
-        }
-        return object
+        try await Repository.runPython(script, [Broker.url] + arguments)
     }
 
     /// Shared by the scripts: fetch one message with basic_get, waiting up

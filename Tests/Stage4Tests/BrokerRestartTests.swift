@@ -1,0 +1,43 @@
+import Common
+import Foundation
+import ShopClient
+import TestSupport
+import Testing
+
+/// Restarts the shared RabbitMQ, so scripts/test runs it on its own, after
+/// everything else (its name starts with `brokerRestart`).
+@Suite("Stage 4: RabbitMQ restart")
+struct BrokerRestartTests {
+    @Test("restart RabbitMQ in the middle of a burst: every order is placed and decided, nothing lost or doubled")
+    func brokerRestartMidBurst() async throws {
+        let deployment = try await Deployment.start()
+        defer { deployment.stage.stop() }
+        let api = deployment.api
+        let plenty = try await api.createProduct(.init(sku: "B-\(ID.make("x").dropFirst(2))", name: "Plenty", priceCents: 300, initialStock: 100_000), adminToken: deployment.admin.token)
+        let scarce = try await api.createProduct(.init(sku: "B-\(ID.make("x").dropFirst(2))", name: "Scarce", priceCents: 700, initialStock: 5), adminToken: deployment.admin.token)
+        var customers: [Session] = []
+        for i in 0..<3 { customers.append(try await api.newCustomer("burst\(i)")) }
+        let traffic = Traffic(deployment: deployment, customers: customers, plenty: plenty, scarce: scarce)
+        let running = traffic.run()
+        try await traffic.waitFor(20)
+
+        let down = try await runProcess(Repository.infraScript, ["down", "rabbitmq"], timeout: .seconds(90))
+        #expect(down.status == 0, "infra down: \(down.stderr)")
+        let stillUp = (try? await runProcess("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/5672"], timeout: .seconds(5)))?.status == 0
+        #expect(!stillUp, "the RabbitMQ on 5672 was not this checkout's, so it was not restarted")
+        // Orders are still taken while the broker is away: they wait in the
+        // order service's outbox.
+        try await traffic.waitFor(15)
+        let up = try await runProcess(Repository.infraScript, ["up", "rabbitmq"], timeout: .seconds(120))
+        #expect(up.status == 0, "infra up: \(up.stderr)")
+        try await traffic.waitFor(15)
+        running.cancel()
+        await running.value
+
+        let orders = await traffic.ledger.orders
+        let failures = await traffic.ledger.failures
+        #expect(failures.isEmpty, "placing never failed: \(failures)")
+        try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(plenty, 100_000), (scarce, 5)], customers: customers, within: .seconds(120))
+        #expect(try await deployment.deadLetters().isEmpty)
+    }
+}
