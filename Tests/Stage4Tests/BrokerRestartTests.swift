@@ -12,12 +12,7 @@ struct BrokerRestartTests {
     func brokerRestartMidBurst() async throws {
         let deployment = try await Deployment.start()
         defer { deployment.stage.stop() }
-        let api = deployment.api
-        let plenty = try await api.createProduct(.init(sku: "B-\(ID.make("x").dropFirst(2))", name: "Plenty", priceCents: 300, initialStock: 100_000), adminToken: deployment.admin.token)
-        let scarce = try await api.createProduct(.init(sku: "B-\(ID.make("x").dropFirst(2))", name: "Scarce", priceCents: 700, initialStock: 5), adminToken: deployment.admin.token)
-        var customers: [Session] = []
-        for i in 0..<3 { customers.append(try await api.newCustomer("burst\(i)")) }
-        let traffic = Traffic(deployment: deployment, customers: customers, plenty: plenty, scarce: scarce)
+        let traffic = try await Traffic.prepare(deployment, scarceStock: 5, label: "burst")
         let running = traffic.run()
         try await traffic.waitFor(20)
 
@@ -37,7 +32,7 @@ struct BrokerRestartTests {
         let orders = await traffic.ledger.orders
         let failures = await traffic.ledger.failures
         #expect(failures.isEmpty, "placing never failed: \(failures)")
-        try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(plenty, 100_000), (scarce, 5)], customers: customers, within: .seconds(120))
+        try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(traffic.plenty, Traffic.plentyStock), (traffic.scarce, 5)], customers: traffic.customers, within: .seconds(120))
         #expect(try await deployment.deadLetters().isEmpty)
     }
 }

@@ -14,12 +14,7 @@ struct MessagingTests {
     func killEachConsumer() async throws {
         let deployment = try await Deployment.start()
         defer { deployment.stage.stop() }
-        let api = deployment.api
-        let plenty = try await api.createProduct(.init(sku: "K-\(ID.make("x").dropFirst(2))", name: "Plenty", priceCents: 500, initialStock: 100_000), adminToken: deployment.admin.token)
-        let scarce = try await api.createProduct(.init(sku: "K-\(ID.make("x").dropFirst(2))", name: "Scarce", priceCents: 900, initialStock: 6), adminToken: deployment.admin.token)
-        var customers: [Session] = []
-        for i in 0..<3 { customers.append(try await api.newCustomer("crash\(i)")) }
-        let traffic = Traffic(deployment: deployment, customers: customers, plenty: plenty, scarce: scarce)
+        let traffic = try await Traffic.prepare(deployment, scarceStock: 6, label: "crash")
         let running = traffic.run()
 
         var restarted: [StageProcess] = []
@@ -39,7 +34,7 @@ struct MessagingTests {
 
         let orders = await traffic.ledger.orders
         #expect(orders.count >= 70)
-        try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(plenty, 100_000), (scarce, 6)], customers: customers)
+        try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(traffic.plenty, Traffic.plentyStock), (traffic.scarce, 6)], customers: traffic.customers)
         #expect(try await deployment.deadLetters().isEmpty, "a crash is not a reason to dead-letter anything")
     }
 

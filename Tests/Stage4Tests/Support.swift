@@ -107,6 +107,23 @@ struct Traffic {
     let scarce: API.Product
     let ledger = Ledger()
 
+    static let plentyStock = 100_000
+
+    /// Two products (one with `scarceStock` units) and three customers.
+    static func prepare(_ deployment: Deployment, scarceStock: Int, label: String) async throws -> Traffic {
+        let api = deployment.api
+        func product(_ name: String, _ price: Int, _ stock: Int) async throws -> API.Product {
+            try await api.createProduct(
+                .init(sku: "\(label.uppercased())-\(ID.make("x").dropFirst(2))", name: name, priceCents: price, initialStock: stock),
+                adminToken: deployment.admin.token)
+        }
+        let plenty = try await product("Plenty", 500, plentyStock)
+        let scarce = try await product("Scarce", 900, scarceStock)
+        var customers: [Session] = []
+        for i in 0..<3 { customers.append(try await api.newCustomer("\(label)\(i)")) }
+        return Traffic(deployment: deployment, customers: customers, plenty: plenty, scarce: scarce)
+    }
+
     static let cards = [
         SimulatedCardProcessor.approvedCard, SimulatedCardProcessor.approvedCard,
         SimulatedCardProcessor.declinedCard, SimulatedCardProcessor.flakyCard,
@@ -186,7 +203,6 @@ func verifyEverythingAppliedOnce(
         let captured = charges[order.id]?.first?.outcome == "captured"
         #expect((refunds[order.id]?.count ?? 0) == (captured && !order.status.countsAsSale ? 1 : 0), "refunds of \(order.id)")
     }
-    let byId = Dictionary(uniqueKeysWithValues: orders.map { ($0.id, $0) })
     for customer in customers {
         let mine = orders.filter { $0.userId == customer.user.id }
         let expected = Set(mine.map { "\($0.status == .cancelled ? "order_cancelled" : "order_confirmed"):\($0.id)" })
@@ -197,6 +213,5 @@ func verifyEverythingAppliedOnce(
         }
         #expect(seen.count == Set(seen).count, "no notification twice")
         #expect(Set(seen) == expected, "nothing but one notification per decided order")
-        _ = byId
     }
 }
