@@ -12,6 +12,7 @@ import Messaging
 //     │                                                                                               │
 //     └──────────────────────────────────── order (the order service's own queue) ◀──────────────────┘
 //
+//   order ── order.created ──▶ notification (keeps who ordered, for the emails to come)
 //   order ── order.confirmed ──▶ inventory (reserved units are sold), notification, invoice
 //   order ── order.cancelled / order.shipped ──▶ notification
 //   order ── payment.refund ──▶ payment          order ── stock.release ──▶ inventory
@@ -49,7 +50,9 @@ enum Stage4Topology {
             Topic.stockReserved, Topic.stockRejected, Topic.stockReleased,
         ]),
         .init("invoice", bindings: [Topic.orderConfirmed]),
-        .init("notification", bindings: [Topic.userRegistered, Topic.orderConfirmed, Topic.orderCancelled, Topic.orderShipped]),
+        .init("notification", bindings: [
+            Topic.userRegistered, Topic.orderCreated, Topic.orderConfirmed, Topic.orderCancelled, Topic.orderShipped,
+        ]),
     ]
 
     /// 200 ms, 1 s, 5 s: the card that fails twice is approved on its third
@@ -63,8 +66,9 @@ enum Stage4Topology {
     }
 }
 
-/// Whom emails about an order go to, carried in the order's messages so
-/// that the notification service needs nothing else.
+/// Who placed an order. `order.created` carries it; the notification
+/// service keeps its own copy, so that later messages about the order need
+/// only its id and nobody has to be asked.
 struct Customer: Codable, Sendable {
     var userId: String
     var email: String
@@ -113,7 +117,6 @@ struct OrderCreated: Codable, Sendable, CheckedMessage {
 /// `order.confirmed`, `order.cancelled`, `order.shipped`.
 struct OrderOutcome: Codable, Sendable, CheckedMessage {
     var orderId: String
-    var customer: Customer
     var cancelReason: CancelReason?
 
     func check() throws(MessageFailure) { try require(!orderId.isEmpty, "orderId is empty") }

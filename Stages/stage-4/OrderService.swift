@@ -237,7 +237,7 @@ struct Orders: OrderCommands {
     }
 
     private func outcome(_ type: String, _ order: OrderRecord) throws -> OutgoingMessage {
-        try OutgoingMessage(type, OrderOutcome(orderId: order.id, customer: Customer(order.customer), cancelReason: order.cancelReason), order: order.id)
+        try OutgoingMessage(type, OrderOutcome(orderId: order.id, cancelReason: order.cancelReason), order: order.id)
     }
 
     // MARK: Plumbing

@@ -145,13 +145,13 @@ struct MessagingTests {
         let order = try await api.decidedOrder(try await api.placeOrder([(product.id, 1)], token: customer.token).expect(201, as: API.Order.self).id, token: customer.token)
         #expect(order.status == .confirmed, "the poison did not stop the queues")
 
-        // Each poison message reached two queues (payment and inventory).
-        let letters = try await Poll.until("8 dead letters are listed", within: .seconds(10)) {
+        // Each poison message reached the three queues bound to order.created.
+        let letters = try await Poll.until("12 dead letters are listed", within: .seconds(10)) {
             let letters = try await deployment.deadLetters()
-            return letters.count >= 8 ? letters : nil
+            return letters.count >= 12 ? letters : nil
         }
-        #expect(letters.count == 8)
-        #expect(Set(letters.map(\.queue)) == ["payment", "inventory"])
+        #expect(letters.count == 12)
+        #expect(Set(letters.map(\.queue)) == ["payment", "inventory", "notification"])
         #expect(letters.allSatisfy { $0.attempts == 1 && $0.reason.hasPrefix("poison:") })
         let reasons = Dictionary(grouping: letters, by: { $0.messageId ?? "none" }).mapValues { $0.map(\.reason) }
         #expect(reasons["poison-unparseable"]?.allSatisfy { $0.contains("not valid JSON") } == true, "\(reasons)")
