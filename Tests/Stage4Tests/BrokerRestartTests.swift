@@ -34,5 +34,6 @@ struct BrokerRestartTests {
         #expect(failures.isEmpty, "placing never failed: \(failures)")
         try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(traffic.plenty, Traffic.plentyStock), (traffic.scarce, 5)], customers: traffic.customers, within: .seconds(120))
         #expect(try await deployment.deadLetters().isEmpty)
+        try await deployment.finish()
     }
 }

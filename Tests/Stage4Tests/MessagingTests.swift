@@ -36,6 +36,8 @@ struct MessagingTests {
         #expect(orders.count >= 70)
         try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(traffic.plenty, Traffic.plentyStock), (traffic.scarce, 6)], customers: traffic.customers)
         #expect(try await deployment.deadLetters().isEmpty, "a crash is not a reason to dead-letter anything")
+        for process in restarted { process.stop() }
+        try await deployment.finish()
     }
 
     /// Binds a queue of the test's own to the stage's exchange, so that pika
@@ -112,6 +114,7 @@ struct MessagingTests {
         let notifications = try await api.call("GET", "/notifications", token: customer.token).expect(200, as: API.ItemList<API.Notification>.self).items
         #expect(notifications.filter { $0.orderId == order.id }.map(\.kind) == [.orderConfirmed])
         #expect(try await deployment.deadLetters().isEmpty)
+        try await deployment.finish()
     }
 
     /// Poison of four kinds, straight onto the exchange as `order.created`:
@@ -168,6 +171,7 @@ struct MessagingTests {
             try await deployment.deadLetters().first { $0.messageId == "poison-unparseable" && $0.queue == "payment" && $0.id != unparseable.id }
         }
         #expect(again.attempts == 2)
+        try await deployment.finish()
     }
 
     struct ReplayAnswer: Codable { var id: String; var queue: String; var replayedAt: Date }
@@ -199,5 +203,6 @@ struct MessagingTests {
         let twice = try await api.call("POST", "/admin/dead-letters/\(letter.id)/replay", token: deployment.admin.token)
         #expect(twice.status == 404)
         #expect(try await api.call("POST", "/admin/dead-letters/dlq_doesnotexist0000000/replay", token: deployment.admin.token).status == 404)
+        try await deployment.finish()
     }
 }

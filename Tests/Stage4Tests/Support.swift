@@ -60,6 +60,25 @@ struct Deployment {
         }
     }
 
+    /// Stops the stage and deletes its exchanges and queues, so that test runs
+    /// do not pile up queues on a developer's broker.
+    func finish() async throws {
+        stage.stop()
+        _ = try await pika("""
+            import json, sys, pika
+            url, exchange = sys.argv[1:3]
+            ns = exchange[:-len(".shop")]
+            ch = pika.BlockingConnection(pika.URLParameters(url)).channel()
+            for q in ["payment", "inventory", "order", "invoice", "notification"]:
+                for name in [q] + [q + ".retry." + str(n) for n in range(1, 6)]:
+                    ch.queue_delete(ns + "." + name)
+            ch.queue_delete(ns + ".dead-letters")
+            ch.exchange_delete(ns + ".dead-letters")
+            ch.exchange_delete(exchange)
+            print(json.dumps({"ok": True}))
+            """)
+    }
+
     /// Runs a pika script against this deployment: it gets the broker URL and
     /// the exchange as argv[1] and argv[2], then `arguments`.
     func pika(_ script: String, _ arguments: [String] = []) async throws -> [String: Any] {
