@@ -63,11 +63,15 @@ public final class Supervisor: @unchecked Sendable {
                 }
             }
         }
+        // The command that starts it again by hand, with the settings it got
+        // from the supervisor (its namespace, the brokers' addresses).
+        let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value) " }.joined()
+        let again = settings + executable.path + " " + arguments.joined(separator: " ")
         process.terminationHandler = { [weak self] process in
             listening.continuation.finish()
             let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
             if self?.isStopping == false {
-                Console.line("supervisor".padding(toLength: self?.nameWidth ?? 10, withPad: " ", startingAt: 0) + " | \(name) \(reason); the others keep running (restart it with: \(self?.executable.lastPathComponent ?? "") \(arguments.joined(separator: " ")))")
+                Console.line("supervisor".padding(toLength: self?.nameWidth ?? 10, withPad: " ", startingAt: 0) + " | \(name) \(reason); the others keep running (restart it with: \(again))")
             }
         }
         try process.run()

@@ -45,6 +45,10 @@ struct Run: AsyncParsableCommand {
 
     static let services = ["user", "product", "order", "inventory", "payment", "notification", "deadletter"]
 
+    static func namespace(of deployment: URL) -> String {
+        "stage-4-" + SHA256.hex(Array(deployment.standardizedFileURL.path.utf8)).prefix(12)
+    }
+
     func run() async throws {
         ShopLogHandler.bootstrap(service: "stage-4")
         let logger = Logger(label: "stage-4")
@@ -56,8 +60,7 @@ struct Run: AsyncParsableCommand {
 
         // One namespace per deployment (this data folder's), in etcd and in
         // RabbitMQ's queue names alike.
-        let namespace = Environment.string("SHOP_NAMESPACE")
-            ?? "stage-4-" + SHA256.hex(Array(dataDir.path.utf8)).prefix(12)
+        let namespace = Environment.string("SHOP_NAMESPACE") ?? Self.namespace(of: dataDir)
         Console.line("stage-4 queues are named \(namespace).<queue> (rabbitmqctl list_queues name messages)")
         let shared = ["ETCD_URL": infrastructure.etcdURL, "AMQP_URL": infrastructure.amqpURL, "SHOP_NAMESPACE": namespace, "DISCOVERY_NAMESPACE": namespace]
         try await Supervisor(nameWidth: 12).run { supervisor in
@@ -93,8 +96,11 @@ struct Serve: AsyncParsableCommand {
         let dataDir = try server.resolvedDataDir(stage: "stage-4/\(service.rawValue)")
         let etcd = EtcdClient(url: infrastructure.etcdURL)
         let host = server.resolvedHost()
-        let namespace = Environment.string("SHOP_NAMESPACE") ?? "stage-4"
+        // A service started by hand joins the deployment its data folder is
+        // in (`<deployment>/<service>`), as if the supervisor had started it.
+        let namespace = Environment.string("SHOP_NAMESPACE") ?? Run.namespace(of: dataDir.deletingLastPathComponent())
         setenv("AMQP_URL", infrastructure.amqpURL, 1)
+        if Environment.string("DISCOVERY_NAMESPACE") == nil { setenv("DISCOVERY_NAMESPACE", namespace, 1) }
 
         let router: Router<ShopRequestContext>
         var services: [any ServiceLifecycle.Service] = []
