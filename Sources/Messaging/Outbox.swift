@@ -166,17 +166,17 @@ public final class OutboxRelay: Service, Sendable {
     /// Publishes everything in the outbox, 256 at a time.
     func drain() async throws {
         while true {
-            let rows = try await db.read { db in
+            // Rows are read into Sendable values inside the closure, so that
+            // GRDB's async read runs on its own queue, not on this task's thread.
+            let batch: [(seq: Int64, message: OutgoingMessage)] = try await db.read { db in
                 try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, messageId, type, body, correlationId FROM outbox ORDER BY seq LIMIT 256"))
+                    .map { row in
+                        (row["seq"], OutgoingMessage(id: row["messageId"], type: row["type"], body: Array(row["body"] as Data), correlationId: row["correlationId"]))
+                    }
             }
-            guard let last = rows.last else { return }
-            let messages = rows.map { row in
-                OutgoingMessage(id: row["messageId"], type: row["type"], body: Array(row["body"] as Data), correlationId: row["correlationId"])
-                    .amqp(exchange: exchange)
-            }
-            try await client.publish(contentsOf: messages, window: 256)
-            let upTo: Int64 = last["seq"]
-            try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [upTo]) }
+            guard let last = batch.last?.seq else { return }
+            try await client.publish(contentsOf: batch.map { $0.message.amqp(exchange: exchange) }, window: 256)
+            let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }
 }
