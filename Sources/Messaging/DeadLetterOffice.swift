@@ -71,11 +71,20 @@ public struct DeadLetterOffice: Sendable {
         self.logger = logger
     }
 
-    /// The consumer that files every dead letter.
+    /// The consumer that files every dead letter. One that cannot be filed
+    /// (the database is failing) goes back to the queue and waits: the
+    /// dead-letter queue has nowhere further to send it, so a rejection
+    /// would lose it.
     public var consumer: some Service {
-        ConsumerService(client: client, queue: topology.deadLetterQueue, prefetch: 32, logger: logger) { delivery in
-            try await file(delivery)
-            return .ack
+        ConsumerService(client: client, queue: topology.deadLetterQueue, prefetch: 32, logger: logger) { [logger] delivery in
+            do {
+                try await file(delivery)
+                return .ack
+            } catch {
+                logger.error("could not file a dead letter; it stays in the queue", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                return .requeue
+            }
         }
     }
 
@@ -91,13 +100,13 @@ public struct DeadLetterOffice: Sendable {
         let attempts = headers[MessageHeader.attempts]?.intValue ?? headers[MessageHeader.attempt]?.intValue ?? 1
         let at = headers[MessageHeader.deadLetteredAt]?.intValue.map { Date(databaseMilliseconds: $0) } ?? Date()
         // What a replay should carry again: everything but the dead-letter
-        // bookkeeping and the attempt count (a replay starts afresh).
+        // bookkeeping and the attempt count (a replay sets its own).
         var kept: [String: String] = [:]
         for (key, value) in headers where !key.hasPrefix("x-dead-letter") && ![MessageHeader.sourceQueue, MessageHeader.attempts, MessageHeader.attempt, "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"].contains(key) {
             if let string = value.stringValue { kept[key] = string }
         }
         let keptJSON = String(decoding: try JSONEncoder().encode(kept), as: UTF8.self)
-        try await db.write { db in
+        let _: Int = try await db.write { db in
             try db.run(cached: """
                 INSERT OR IGNORE INTO dead_letters (id, queue, messageId, messageType, reason, attempts, deadLetteredAt, body, headers)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -120,24 +129,27 @@ public struct DeadLetterOffice: Sendable {
     /// ladder was used up before. Consumers are idempotent, so replaying a
     /// message that in fact went through does nothing.
     public func replay(id: String) async throws -> Replay {
-        guard let row = try await db.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE id = ? AND replayedAt IS NULL", arguments: [id]) }) else {
-            throw ShopError.notFound("dead letter \(id)")
+        // Read into Sendable values, so that GRDB's async read is the one used.
+        typealias Stored = (queue: String, attempts: Int, headers: String, body: Data, messageType: String?, messageId: String?)
+        let stored: Stored? = try await db.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dead_letters WHERE id = ? AND replayedAt IS NULL", arguments: [id]).map {
+                ($0["queue"], $0["attempts"], $0["headers"], $0["body"], $0["messageType"], $0["messageId"])
+            }
         }
-        let queue: String = row["queue"]
+        guard let stored else { throw ShopError.notFound("dead letter \(id)") }
+        let queue = stored.queue
         guard topology.queues.contains(where: { $0.name == queue }) else {
             throw ShopError(.invalidRequest, "dead letter \(id) came from queue '\(queue)', which this deployment does not have")
         }
-        var headers: AMQPTable = [MessageHeader.attempt: .int(Int64(row["attempts"] as Int) + 1)]
-        if let kept = try? JSONDecoder().decode([String: String].self, from: Data((row["headers"] as String).utf8)) {
+        var headers: AMQPTable = [MessageHeader.attempt: .int(Int64(stored.attempts) + 1)]
+        if let kept = try? JSONDecoder().decode([String: String].self, from: Data(stored.headers.utf8)) {
             for (key, value) in kept { headers[key] = .string(value) }
         }
-        let body: Data = row["body"]
-        let messageType: String? = row["messageType"]
         let message = OutboundMessage(
-            exchange: "", routingKey: topology.queue(queue), body: Array(body),
+            exchange: "", routingKey: topology.queue(queue), body: Array(stored.body),
             properties: BasicProperties(
                 contentType: "application/json", headers: headers, deliveryMode: .persistent,
-                messageID: row["messageId"], timestamp: Date(), type: messageType),
+                messageID: stored.messageId, timestamp: Date(), type: stored.messageType),
             mandatory: true)
         do {
             try await client.publish(message)
@@ -145,7 +157,7 @@ public struct DeadLetterOffice: Sendable {
             throw ShopError(.unavailable, "RabbitMQ did not take the message back (\(error)); the dead letter stays listed, try again")
         }
         let now = Date()
-        try await db.write { db in
+        let _: Int = try await db.write { db in
             try db.run(cached: "UPDATE dead_letters SET replayedAt = ? WHERE id = ?", [now.databaseMilliseconds, id])
         }
         logger.notice("dead letter replayed", metadata: ["id": .string(id), "queue": .string(queue)])
