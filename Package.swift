@@ -329,6 +329,12 @@ let package = Package(
             dependencies: ["Common", "ShopClient", "Storage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
+        /// The outbox, the inbox and the topology's names, against SQLite only.
+        .testTarget(
+            name: "MessagingTests",
+            dependencies: ["Messaging", "Storage"],
+            swiftSettings: swiftSettings
+        ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.
         .testTarget(
             name: "KafkaTests",

@@ -66,9 +66,12 @@ public enum Inbox {
     /// transaction. False when it was processed before: the caller must then
     /// do nothing (and the transaction changes nothing).
     public static func claim(_ message: IncomingMessage, in db: Database) throws -> Bool {
+        try claim(id: message.id, type: message.type, in: db)
+    }
+
+    static func claim(id: String, type: String, in db: Database) throws -> Bool {
         try db.run(cached: "INSERT OR IGNORE INTO processed_messages (messageId, type, processedAt) VALUES (?, ?, ?)",
-                   [message.id, message.type, Date().databaseMilliseconds])
-        return db.changesCount == 1
+                   [id, type, Date().databaseMilliseconds]) == 1
     }
 
     /// Whether `message` was processed before, to skip work that would
@@ -86,8 +89,17 @@ public enum Inbox {
         _ message: IncomingMessage, db: DatabasePool, relay: OutboxRelay?,
         _ effect: @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
+        try await once(id: message.id, type: message.type, db: db, relay: relay, effect)
+    }
+
+    /// The same by id and type (what `once` needs of a message).
+    @discardableResult
+    static func once(
+        id: String, type: String, db: DatabasePool, relay: OutboxRelay?,
+        _ effect: @Sendable (Database) throws -> [OutgoingMessage]
+    ) async throws -> Bool {
         let sent: [OutgoingMessage]? = try await db.write { db in
-            guard try claim(message, in: db) else { return nil }
+            guard try claim(id: id, type: type, in: db) else { return nil }
             let outgoing = try effect(db)
             try Outbox.add(outgoing, in: db)
             return outgoing

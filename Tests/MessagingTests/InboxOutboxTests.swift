@@ -1,0 +1,85 @@
+import Foundation
+@testable import Messaging
+import Storage
+import Testing
+
+/// The outbox and the inbox against a real SQLite file (no broker needed:
+/// what they promise is about transactions).
+@Suite("Outbox and inbox")
+struct InboxOutboxTests {
+    func database() throws -> DatabasePool {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("inbox-\(UUID().uuidString).sqlite")
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("effects") { db in try db.execute(sql: "CREATE TABLE effects (n INTEGER NOT NULL)") }
+        MessagingSchema.register(in: &migrator)
+        return try SQLiteStore.openPool(at: url, migrator: migrator)
+    }
+
+    func count(_ db: DatabasePool, _ table: String) async throws -> Int {
+        try await db.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+    }
+
+    @Test("a message id is processed once: the second delivery runs nothing and sends nothing")
+    func once() async throws {
+        let db = try database()
+        let reply = OutgoingMessage(type: "thing.done", body: Array("{}".utf8))
+        for _ in 0..<3 {
+            try await Inbox.once(id: "msg_1", type: "thing.do", db: db, relay: nil) { db in
+                try db.execute(sql: "INSERT INTO effects (n) VALUES (1)")
+                return [reply]
+            }
+        }
+        #expect(try await count(db, "effects") == 1)
+        #expect(try await count(db, "outbox") == 1)
+        #expect(try await count(db, "processed_messages") == 1)
+    }
+
+    @Test("an effect that fails records nothing, so the next delivery tries again")
+    func failureRollsBackTheClaim() async throws {
+        let db = try database()
+        struct Transient: Error {}
+        await #expect(throws: Transient.self) {
+            try await Inbox.once(id: "msg_2", type: "thing.do", db: db, relay: nil) { db in
+                try db.execute(sql: "INSERT INTO effects (n) VALUES (1)")
+                throw Transient()
+            }
+        }
+        #expect(try await count(db, "effects") == 0)
+        #expect(try await count(db, "processed_messages") == 0)
+        let ran = try await Inbox.once(id: "msg_2", type: "thing.do", db: db, relay: nil) { db in
+            try db.execute(sql: "INSERT INTO effects (n) VALUES (2)")
+            return []
+        }
+        #expect(ran)
+        #expect(try await count(db, "effects") == 1)
+    }
+
+    @Test("outbox rows keep the order they were written in, with the message's id and type")
+    func outboxOrder() async throws {
+        let db = try database()
+        let messages = (1...5).map { OutgoingMessage(id: "msg_\($0)", type: "t.\($0)", body: Array("\($0)".utf8), correlationId: "ord_1") }
+        try await db.write { db in
+            try Outbox.add(Array(messages.prefix(2)), in: db)
+            try Outbox.add(Array(messages.dropFirst(2)), in: db)
+        }
+        let rows = try await db.read { db in try Row.fetchAll(db, sql: "SELECT messageId, type FROM outbox ORDER BY seq").map { "\($0["messageId"] as String)/\($0["type"] as String)" } }
+        #expect(rows == messages.map { "\($0.id)/\($0.type)" })
+        let amqp = messages[0].amqp(exchange: "ns.shop")
+        #expect(amqp.routingKey == "t.1" && amqp.exchange == "ns.shop" && amqp.mandatory)
+        #expect(amqp.properties.messageID == "msg_1" && amqp.properties.type == "t.1" && amqp.properties.deliveryMode == .persistent)
+        #expect(amqp.properties.headers?[MessageHeader.correlationId] == .string("ord_1"))
+    }
+
+    @Test("names carry the namespace; RETRY_DELAYS_MS sets the ladder, and a malformed value is ignored")
+    func topology() {
+        let topology = MessageTopology(namespace: "ns", queues: [.init("payment", bindings: ["order.created"])], retryDelays: [.milliseconds(200), .seconds(1)])
+        #expect(topology.exchange == "ns.shop" && topology.queue("payment") == "ns.payment")
+        #expect(topology.retryQueue("payment", step: 2) == "ns.payment.retry.2" && topology.deadLetterQueue == "ns.dead-letters")
+        #expect(topology.maxAttempts == 3)
+        let fallback: [Duration] = [.seconds(9)]
+        #expect(MessageTopology.retryDelays(fromEnvironment: "100, 2000", default: fallback) == [.milliseconds(100), .milliseconds(2000)])
+        #expect(MessageTopology.retryDelays(fromEnvironment: nil, default: fallback) == fallback)
+        #expect(MessageTopology.retryDelays(fromEnvironment: "100,soon", default: fallback) == fallback)
+        #expect(MessageTopology.retryDelays(fromEnvironment: "-5", default: fallback) == fallback)
+    }
+}
