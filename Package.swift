@@ -205,7 +205,7 @@ let package = Package(
         ),
 
         /// Runs a stage's processes as children of one command.
-        .target(name: "Supervisor", dependencies: ["ShopServer"], swiftSettings: swiftSettings),
+        .target(name: "Supervisor", dependencies: ["Common", "ShopServer"], swiftSettings: swiftSettings),
 
         // MARK: Stage 1: the monolith
 

@@ -30,10 +30,12 @@ public enum UserServiceApp {
     }
 
     /// `afterSignUp` runs in the new account's transaction (stage 4: the
-    /// `user.registered` message goes to the outbox there).
+    /// `user.registered` message goes to the outbox there); `committed`
+    /// after that transaction (stage 4: the outbox relay is woken).
     public static func build(
         stage: Int, dataDir: URL, db: DatabasePool, logger: Logger,
-        afterSignUp: (@Sendable (Database, API.User) throws -> Void)? = nil
+        afterSignUp: (@Sendable (Database, API.User) throws -> Void)? = nil,
+        committed: (@Sendable () -> Void)? = nil
     ) async throws -> Router<ShopRequestContext> {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let accounts = await AccountStore(db: db, settings: settings)
@@ -43,7 +45,9 @@ public enum UserServiceApp {
         let router = ShopServerRunner.makeRouter()
         router.post("/users") { request, _ in
             var request = request
-            return Reply.json(try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self), inSameTransaction: afterSignUp), status: .created)
+            let user = try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self), inSameTransaction: afterSignUp)
+            committed?()
+            return Reply.json(user, status: .created)
         }
         router.post("/auth/login") { request, _ in
             var request = request

@@ -203,17 +203,8 @@ public struct OrderService: OrderCommands {
         }
     }
 
-    // MARK: Reading (shared with stage 4's order service)
-
-    public func order(id: String, for principal: Principal) async throws -> API.Order {
-        try await queries.order(id: id, for: principal)
-    }
-
+    /// The caller's newest orders, for the customer summary.
     public func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
         try await queries.list(userId: userId, limit: limit, startingAfter: startingAfter)
-    }
-
-    public func invoice(orderId: String, for principal: Principal) async throws -> String {
-        try await queries.invoice(orderId: orderId, for: principal)
     }
 }

@@ -18,7 +18,7 @@ public enum CheckoutSchema {
 
     public static func register(in migrator: inout DatabaseMigrator) {
         migrator.registerMigration("checkout v1") { db in
-            try db.execute(sql: [conventions, inventory, orders, payments, notifications, invoices].joined(separator: "\n"))
+            try db.execute(sql: [conventions, inventory, orders, payments(), notifications, invoices].joined(separator: "\n"))
         }
     }
 
@@ -79,12 +79,17 @@ public enum CheckoutSchema {
                 ) WITHOUT ROWID;
         """
 
-    public static let payments = """
+    /// `referencingOrders`: the foreign key to `orders`, where the orders are
+    /// in the same database (stages 1 to 3); from stage 4 the payment service
+    /// has a database of its own, and the key cannot be.
+    public static func payments(referencingOrders: Bool = true) -> String {
+        """
                 -- One row per money movement. UNIQUE(orderId, kind): an order is
-                -- charged at most once and refunded at most once, whatever retries.
+                -- charged at most once and refunded at most once, whatever retries
+                -- or redelivers it.
                 CREATE TABLE payments (
                     id TEXT PRIMARY KEY,
-                    orderId TEXT NOT NULL REFERENCES orders(id),
+                    orderId TEXT NOT NULL\(referencingOrders ? " REFERENCES orders(id)" : ""),
                     kind TEXT NOT NULL,                     -- charge | refund
                     outcome TEXT NOT NULL,                  -- captured | declined | refunded
                     amountCents INTEGER NOT NULL,
@@ -93,6 +98,7 @@ public enum CheckoutSchema {
                     UNIQUE (orderId, kind)
                 ) WITHOUT ROWID;
         """
+    }
 
     public static let notifications = """
                 CREATE TABLE notifications (

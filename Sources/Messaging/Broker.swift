@@ -5,11 +5,6 @@ import ShopServer
 
 /// Where RabbitMQ is, and making sure it is there.
 public enum Broker {
-    /// `AMQP_URL`, else the project's local broker.
-    public static var url: String {
-        Environment.string("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
-    }
-
     /// If the broker is on this machine and does not answer, start the
     /// project's own (`scripts/infra up rabbitmq`, about 5 s). A broker
     /// elsewhere is left alone: the services will wait for it and say so.

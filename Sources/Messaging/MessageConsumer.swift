@@ -3,6 +3,7 @@ import Common
 import Foundation
 import Logging
 import ServiceLifecycle
+import Storage
 
 /// A service's consumer of its work queue: at-least-once processing with a
 /// retry ladder and dead letters.
@@ -85,8 +86,7 @@ public struct MessageConsumer: Service {
             let step = attempt
             let delay = topology.retryDelays[step - 1]
             logger.info("processing failed; retrying later", metadata: [
-                "attempt": "\(attempt)", "next_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
-                "error": "\(failure)"])
+                "attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(failure)"])
             return await forward(delivery, to: "", routingKey: topology.retryQueue(queue, step: step), headers: [
                 MessageHeader.attempt: .int(Int64(attempt + 1)),
             ], logger: logger)
@@ -98,7 +98,7 @@ public struct MessageConsumer: Service {
             MessageHeader.reason: .string(reason),
             MessageHeader.sourceQueue: .string(queue),
             MessageHeader.attempts: .int(Int64(attempt)),
-            MessageHeader.deadLetteredAt: .int(Date().databaseMillisecondsValue),
+            MessageHeader.deadLetteredAt: .int(Date().databaseMilliseconds),
             MessageHeader.deadLetterId: .string(ID.make("dlq")),
         ], logger: logger)
     }
@@ -119,8 +119,4 @@ public struct MessageConsumer: Service {
             return .requeue
         }
     }
-}
-
-extension Date {
-    var databaseMillisecondsValue: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 }

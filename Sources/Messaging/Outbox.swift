@@ -54,11 +54,6 @@ public enum Outbox {
     public static func add(_ message: OutgoingMessage, in db: Database) throws {
         try add([message], in: db)
     }
-
-    /// Messages not yet confirmed by the broker.
-    public static func pending(in db: Database) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0
-    }
 }
 
 public enum Inbox {

@@ -37,3 +37,26 @@ public enum Environment {
     }
     public static func int(_ name: String) -> Int? { string(name).flatMap(Int.init) }
 }
+
+/// `--etcd`: where discovery lives (stage 3 on).
+public struct EtcdOptions: ParsableArguments {
+    @Option(help: "etcd's client URL (env ETCD_URL; default http://127.0.0.1:2379).")
+    var etcd: String?
+
+    public init() {}
+
+    public var url: String { etcd ?? Environment.string("ETCD_URL") ?? "http://127.0.0.1:2379" }
+}
+
+/// `--amqp`: where RabbitMQ is (stage 4 on).
+public struct AMQPOptions: ParsableArguments {
+    @Option(help: "RabbitMQ's URL (env AMQP_URL; default amqp://guest:guest@127.0.0.1:5672/).")
+    var amqp: String?
+
+    public init() {}
+
+    public var url: String { amqp ?? Self.fromEnvironment }
+
+    /// `AMQP_URL`, else the project's local broker.
+    public static var fromEnvironment: String { Environment.string("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/" }
+}

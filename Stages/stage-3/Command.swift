@@ -24,13 +24,6 @@ struct Stage3: AsyncParsableCommand {
         defaultSubcommand: Run.self)
 }
 
-struct EtcdOptions: ParsableArguments {
-    @Option(help: "etcd's client URL (env ETCD_URL; default http://127.0.0.1:2379).")
-    var etcd: String?
-
-    var url: String { etcd ?? Environment.string("ETCD_URL") ?? "http://127.0.0.1:2379" }
-}
-
 /// `stage-3`: every process of the stage, supervised.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 3 (the default).")
@@ -56,23 +49,12 @@ struct Run: AsyncParsableCommand {
             }
             counts[String(parts[0])] = n
         }
-        // One namespace in etcd per deployment: this data folder's.
-        let namespace = Environment.string("DISCOVERY_NAMESPACE")
-            ?? "stage-3-" + SHA256.hex(Array(dataDir.path.utf8)).prefix(12)
-        let shared = ["ETCD_URL": discovery.url, "DISCOVERY_NAMESPACE": namespace]
+        let namespace = Deployment.namespace(stage: 3, dataDir: dataDir)
         try await Supervisor().run { supervisor in
-            for name in ["user", "product", "order"] {
-                for index in 1...counts[name]! {
-                    _ = try await supervisor.start(counts[name]! > 1 ? "\(name)-\(index)" : name, arguments: [
-                        "serve", name, "--host", "127.0.0.1", "--port", "0",
-                        "--data-dir", dataDir.appendingPathComponent(name).path,
-                    ], environment: shared)
-                }
-            }
-            _ = try await supervisor.start("gateway", arguments: [
-                "serve", "gateway", "--host", server.resolvedHost(), "--port", String(server.resolvedPort()),
-                "--data-dir", dataDir.appendingPathComponent("gateway").path,
-            ], environment: shared)
+            try await supervisor.startBehindGateway(
+                services: ["user", "product", "order"].map { ($0, counts[$0]!) }, dataDir: dataDir,
+                host: server.resolvedHost(), port: server.resolvedPort(),
+                environment: Deployment.environment(namespace: namespace, etcd: discovery.url))
         }
     }
 }
@@ -94,6 +76,8 @@ struct Serve: AsyncParsableCommand {
         let dataDir = try server.resolvedDataDir(stage: "stage-3/\(service.rawValue)")
         let etcd = EtcdClient(url: discovery.url)
         let host = server.resolvedHost()
+        // Started by hand, a service joins the deployment its folder is in.
+        setenv("DISCOVERY_NAMESPACE", Deployment.namespace(stage: 3, serviceDataDir: dataDir), 1)
         switch service {
         case .gateway:
             let router = try await Gateway.build(stage: 3, layout: .stage3, dataDir: dataDir, etcd: etcd, logger: logger)

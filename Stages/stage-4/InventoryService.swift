@@ -16,7 +16,7 @@ import Storage
 /// movements as the monolith's, now each in its own transaction, started by
 /// a message.
 enum InventoryApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let auth = Authenticator(signer: settings.signer)
         let db = try openServiceDatabase(dataDir.appendingPathComponent("inventory.sqlite"), tables: CheckoutSchema.inventory + """
@@ -32,7 +32,6 @@ enum InventoryApp {
             ) WITHOUT ROWID;
             """, name: "inventory v1")
         let inventory = InventoryService(db: db)
-        let messaging = try ServiceMessaging(service: "inventory", namespace: namespace, logger: logger)
         let relay = messaging.relay(for: db)
 
         let consumer = messaging.consumer("inventory", handlers: [
@@ -103,20 +102,5 @@ enum InventoryApp {
 
     static func setState(_ orderId: String, from: String, to: String, _ db: Database) throws {
         try db.run(cached: "UPDATE reservations SET state = ? WHERE orderId = ? AND state = ?", [to, orderId, from])
-    }
-}
-
-extension Router where Context == ShopRequestContext {
-    /// `GET /health`: the database answers; RabbitMQ is reported, but a
-    /// broker that is away does not make the service unhealthy (its outbox
-    /// keeps what it cannot send yet).
-    func addServiceHealth(stage: Int, name: String, db: DatabasePool, messaging: ServiceMessaging?) {
-        get("/health") { _, _ in
-            let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
-            var services: [String: API.ServiceState] = [name: .up, "database": database ? .up : .down]
-            if let messaging { services["rabbitmq"] = messaging.brokerState == "up" ? .up : .down }
-            let health = API.Health(stage: stage, services: services)
-            return Reply.json(health, status: database ? .ok : .serviceUnavailable)
-        }
     }
 }

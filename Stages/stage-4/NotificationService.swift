@@ -19,7 +19,7 @@ import Storage
 /// possible when `order.created` was sent down the retry ladder here) fails
 /// as transient and is tried again after it.
 enum NotificationApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let auth = Authenticator(signer: settings.signer)
         let db = try openServiceDatabase(dataDir.appendingPathComponent("notifications.sqlite"), tables: CheckoutSchema.notifications + """
@@ -31,7 +31,6 @@ enum NotificationApp {
             ) WITHOUT ROWID;
             """, name: "notifications v1")
         let notifications = NotificationService(db: db)
-        let messaging = try ServiceMessaging(service: "notification", namespace: namespace, logger: logger)
 
         func about(_ kind: API.NotificationKind) -> MessageConsumer.Handler {
             { message in

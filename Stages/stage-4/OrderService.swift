@@ -31,6 +31,7 @@ struct Orders: OrderCommands {
     let catalogue: any Catalogue
     let relay: OutboxRelay
     let queries: OrderQueries
+    let invoices: InvoiceService
 
     static let schema = CheckoutSchema.orders + CheckoutSchema.invoices + """
         -- The saga's state, beside the order (stage 4). What payment and inventory
@@ -54,14 +55,14 @@ struct Orders: OrderCommands {
         var awaitingRefund: Bool
         var awaitingRelease: Bool
 
-        static func load(_ orderId: String, _ db: Database) throws -> Saga? {
-            try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT stockOutcome, paymentOutcome, cancelRequested, cancelling, awaitingRefund, awaitingRelease FROM orders WHERE id = ?
-                """), arguments: [orderId]).map { row in
-                Saga(stock: (row["stockOutcome"] as String?).flatMap(StockOutcome.init), payment: (row["paymentOutcome"] as String?).flatMap(PaymentOutcome.init),
-                     cancelRequested: row["cancelRequested"], cancelling: (row["cancelling"] as String?).flatMap(CancelReason.init),
-                     awaitingRefund: row["awaitingRefund"], awaitingRelease: row["awaitingRelease"])
-            }
+        /// From the order's row (the saga's columns are in it).
+        init(row: Row) {
+            stock = (row["stockOutcome"] as String?).flatMap(StockOutcome.init)
+            payment = (row["paymentOutcome"] as String?).flatMap(PaymentOutcome.init)
+            cancelRequested = row["cancelRequested"]
+            cancelling = (row["cancelling"] as String?).flatMap(CancelReason.init)
+            awaitingRefund = row["awaitingRefund"]
+            awaitingRelease = row["awaitingRelease"]
         }
 
         func save(_ orderId: String, _ db: Database) throws {
@@ -188,11 +189,11 @@ struct Orders: OrderCommands {
     /// used to wait for; stage 5 makes it a background job).
     func invoice(_ message: IncomingMessage) async throws {
         let confirmed = try message.decodeChecked(OrderOutcome.self)
-        try await Inbox.once(message, db: db, relay: nil) { db in
+        try await Inbox.once(message, db: db, relay: nil) { [invoices] db in
             guard let order = try OrderRecord.find(confirmed.orderId, in: db) else {
                 throw MessageFailure.poison("order \(confirmed.orderId) does not exist")
             }
-            try InvoiceService(db: self.db).generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
+            try invoices.generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
             return []
         }
     }
@@ -248,9 +249,7 @@ struct Orders: OrderCommands {
     /// leads to, in one transaction; answers the order as it now is.
     private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
         let (answer, sent): (API.Order, Bool) = try await db.write { db in
-            guard var order = try OrderRecord.find(orderId, in: db), var saga = try Saga.load(orderId, db) else {
-                throw ShopError.notFound("order \(orderId)")
-            }
+            guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
             let messages = try apply(body, to: &order, &saga, db)
             try Outbox.add(messages, in: db)
             return (order.api(items: try OrderItemRecord.lines(of: orderId, in: db)), !messages.isEmpty)
@@ -263,11 +262,15 @@ struct Orders: OrderCommands {
     /// messages it leads to in the outbox).
     private func handle(_ message: IncomingMessage, orderId: String, _ body: @escaping Change) async throws {
         try await Inbox.once(message, db: db, relay: relay) { db in
-            guard var order = try OrderRecord.find(orderId, in: db), var saga = try Saga.load(orderId, db) else {
-                throw MessageFailure.poison("order \(orderId) does not exist")
-            }
+            guard var (order, saga) = try Self.load(orderId, db) else { throw MessageFailure.poison("order \(orderId) does not exist") }
             return try apply(body, to: &order, &saga, db)
         }
+    }
+
+    /// The order and its saga, from one read of its row.
+    private static func load(_ orderId: String, _ db: Database) throws -> (OrderRecord, Saga)? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE id = ?"), arguments: [orderId]) else { return nil }
+        return (try OrderRecord(row: row), Saga(row: row))
     }
 
     private func apply(_ body: Change, to order: inout OrderRecord, _ saga: inout Saga, _ db: Database) throws -> [OutgoingMessage] {
@@ -290,14 +293,13 @@ extension Customer {
 /// The order service's process: HTTP for orders, invoices and the sales
 /// report; consumers of its `order` and `invoice` queues.
 enum OrderApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, etcd: EtcdClient, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, etcd: EtcdClient, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let auth = Authenticator(signer: settings.signer)
         let db = try openServiceDatabase(dataDir.appendingPathComponent("orders.sqlite"), tables: Orders.schema, name: "orders v1")
-        let messaging = try ServiceMessaging(service: "order", namespace: namespace, logger: logger)
         let relay = messaging.relay(for: db)
         let catalogue = DiscoveredCatalogue(service: DiscoveredService("product", directory: ServiceDirectory(etcd: etcd), http: HTTPClient(timeout: .seconds(2))))
-        let orders = Orders(db: db, catalogue: catalogue, relay: relay, queries: OrderQueries(db: db))
+        let orders = Orders(db: db, catalogue: catalogue, relay: relay, queries: OrderQueries(db: db), invoices: InvoiceService(db: db))
 
         let results = messaging.consumer("order", handlers: [
             Topic.stockReserved: { try await orders.stockAnswered($0, .reserved) },

@@ -17,25 +17,10 @@ import Storage
 /// (`payment.retry.1`, 2, 3: 200 ms, 1 s, 5 s), then comes back with its
 /// attempt number, which is what the simulated processor keys on.
 enum PaymentApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
-        let db = try openServiceDatabase(dataDir.appendingPathComponent("payments.sqlite"), tables: """
-            -- One row per money movement. UNIQUE(orderId, kind): an order is charged
-            -- at most once and refunded at most once, whatever is redelivered.
-            -- (The monolith's table had a foreign key to orders; here the orders
-            -- are in another service's database.)
-            CREATE TABLE payments (
-                id TEXT PRIMARY KEY,
-                orderId TEXT NOT NULL,
-                kind TEXT NOT NULL,                     -- charge | refund
-                outcome TEXT NOT NULL,                  -- captured | declined | refunded
-                amountCents INTEGER NOT NULL,
-                attempts INTEGER NOT NULL,
-                createdAt INTEGER NOT NULL,
-                UNIQUE (orderId, kind)
-            ) WITHOUT ROWID;
-            """, name: "payments v1")
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let db = try openServiceDatabase(
+            dataDir.appendingPathComponent("payments.sqlite"), tables: CheckoutSchema.payments(referencingOrders: false), name: "payments v1")
         let payments = PaymentService(retry: .inline)
-        let messaging = try ServiceMessaging(service: "payment", namespace: namespace, logger: logger)
         let relay = messaging.relay(for: db)
 
         let consumer = messaging.consumer("payment", handlers: [

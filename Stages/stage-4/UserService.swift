@@ -14,14 +14,15 @@ import Storage
 /// the gateway made a second call for that, which could fail after the
 /// account existed; now the account and its announcement commit together.
 enum UserApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) async throws -> (Router<ShopRequestContext>, [any Service]) {
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) async throws -> (Router<ShopRequestContext>, [any Service]) {
         let db = try UserServiceApp.openDatabase(dataDir: dataDir) { MessagingSchema.register(in: &$0) }
-        let messaging = try ServiceMessaging(service: "user", namespace: namespace, logger: logger)
         let relay = messaging.relay(for: db)
-        let router = try await UserServiceApp.build(stage: stage, dataDir: dataDir, db: db, logger: logger) { db, user in
-            try Outbox.add(try OutgoingMessage(type: Topic.userRegistered, json: UserRegistered(user: user)), in: db)
-            relay.wake()  // early, but harmless: the relay reads after this commits or on its next poll
-        }
+        let router = try await UserServiceApp.build(
+            stage: stage, dataDir: dataDir, db: db, logger: logger,
+            afterSignUp: { db, user in
+                try Outbox.add(try OutgoingMessage(type: Topic.userRegistered, json: UserRegistered(user: user)), in: db)
+            },
+            committed: { relay.wake() })
         return (router, [messaging.client, relay])
     }
 }
@@ -29,10 +30,9 @@ enum UserApp {
 /// The dead-letter office as a process of its own: it files what lands in
 /// `<ns>.dead-letters` and answers the administrator's two routes.
 enum DeadLetterApp {
-    static func build(stage: Int, dataDir: URL, namespace: String, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
         let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
         let db = try DeadLetterOffice.openDatabase(at: dataDir.appendingPathComponent("dead-letters.sqlite"))
-        let messaging = try ServiceMessaging(service: "deadletter", namespace: namespace, logger: logger)
         let office = DeadLetterOffice(db: db, client: messaging.client, topology: messaging.topology, logger: logger)
         let router = ShopServerRunner.makeRouter()
         office.addRoutes(to: router, auth: Authenticator(signer: settings.signer))

@@ -1,8 +1,11 @@
 import AMQP
+import Common
 import Foundation
+import Hummingbird
 import Logging
 import Messaging
 import ServiceLifecycle
+import ShopServer
 import Storage
 
 /// What every stage-4 service that talks to RabbitMQ has: the topology, one
@@ -13,9 +16,9 @@ struct ServiceMessaging {
     let client: RabbitClient
     let logger: Logger
 
-    init(service: String, namespace: String, logger: Logger) throws {
+    init(service: String, namespace: String, url: String, logger: Logger) throws {
         topology = Stage4Topology.make(namespace: namespace)
-        client = try Broker.client(url: Broker.url, name: "\(namespace) \(service)", topology: topology, logger: logger)
+        client = try Broker.client(url: url, name: "\(namespace) \(service)", topology: topology, logger: logger)
         self.logger = logger
     }
 
@@ -29,7 +32,7 @@ struct ServiceMessaging {
 
     /// For `/health`: the service is up either way (its outbox keeps what it
     /// cannot send), but it says whether the broker is there.
-    var brokerState: String { client.connection?.isOpen == true ? "up" : "down" }
+    var brokerIsUp: Bool { client.connection?.isOpen == true }
 }
 
 /// A service's database with the outbox and inbox tables beside its own.
@@ -38,4 +41,19 @@ func openServiceDatabase(_ url: URL, tables: String, name: String) throws -> Dat
     migrator.registerMigration(name) { db in try db.execute(sql: tables) }
     MessagingSchema.register(in: &migrator)
     return try SQLiteStore.openPool(at: url, migrator: migrator)
+}
+
+extension Router where Context == ShopRequestContext {
+    /// `GET /health`: the database answers; RabbitMQ is reported, but a
+    /// broker that is away does not make the service unhealthy (its outbox
+    /// keeps what it cannot send yet).
+    func addServiceHealth(stage: Int, name: String, db: DatabasePool, messaging: ServiceMessaging) {
+        get("/health") { _, _ in
+            let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+            var services: [String: API.ServiceState] = [name: .up, "database": database ? .up : .down]
+            services["rabbitmq"] = messaging.brokerIsUp ? .up : .down
+            let health = API.Health(stage: stage, services: services)
+            return Reply.json(health, status: database ? .ok : .serviceUnavailable)
+        }
+    }
 }
