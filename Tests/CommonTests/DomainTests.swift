@@ -247,6 +247,23 @@ struct PricingAndFormatsTests {
         #expect(id.hasPrefix("ord_") && id.count == 24)
         #expect(ID.make("ord") != id)
     }
+
+    @Test func idsSortAsTheirTimes() {
+        // Keys that arrive in order append to a B-tree instead of landing
+        // anywhere in it: a later millisecond always sorts after, whatever
+        // the random half says.
+        let base = Date(timeIntervalSince1970: 1_795_900_267.001)
+        var previous = ID.make("ord", now: base)
+        for step in 1...2_000 {
+            let next = ID.make("ord", now: base.addingTimeInterval(Double(step) / 1000))
+            #expect(next > previous, "\(next) after \(previous)")
+            previous = next
+        }
+        // Within one millisecond the random half keeps them apart.
+        let sameMillisecond = Set((0..<1_000).map { _ in ID.make("ord", now: base) })
+        #expect(sameMillisecond.count == 1_000)
+        #expect(Set(sameMillisecond.map { $0.prefix(14) }).count == 1)
+    }
 }
 
 @Suite("SHA-256 (FIPS 180-4 vectors)")
