@@ -17,8 +17,14 @@ import Logging
 /// other checkout. If the process dies between 1 and 2, the order is still
 /// `pending` with its stock reserved; `resumePendingCharges` finishes it at
 /// the next start.
+///
+/// Both go through `writer`, a group commit (Sources/Storage/GroupCommit.swift):
+/// each is still a transaction of its own for everything it reads and
+/// writes, but the orders of concurrent customers share a commit, which is
+/// what lets one SQLite writer keep up with many of them.
 public struct OrderService: OrderCommands {
     let db: DatabasePool
+    let writer: GroupCommit
     let catalogue: any Catalogue
     let inventory: InventoryService
     let payments: PaymentService
@@ -47,7 +53,7 @@ public struct OrderService: OrderCommands {
         // once for lack of stock (no charge is attempted).
         let placed: API.Order
         do {
-            placed = try await db.write { [inventory, notifications] db in
+            placed = try await writer.write { [inventory, notifications] db in
                 let now = Timestamp.now()
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
@@ -90,7 +96,7 @@ public struct OrderService: OrderCommands {
     /// answer the order as it now is.
     @discardableResult
     public func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
-        let order: API.Order? = try await db.write { [inventory, payments, notifications, invoices] db in
+        let order: API.Order? = try await writer.write { [inventory, payments, notifications, invoices] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
             let customer = order.customer
@@ -165,7 +171,7 @@ public struct OrderService: OrderCommands {
     }
 
     public func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
-        try await db.write { [inventory, payments, notifications] db in
+        try await writer.write { [inventory, payments, notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db), OrderQueries.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
             }
@@ -192,7 +198,7 @@ public struct OrderService: OrderCommands {
     }
 
     public func ship(orderId: String) async throws -> API.Order {
-        try await db.write { [notifications] db in
+        try await writer.write { [notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()
             order.updatedAt = Timestamp.now()

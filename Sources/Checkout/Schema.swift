@@ -28,8 +28,9 @@ public enum CheckoutSchema {
                 -- Times (createdAt, updatedAt) are integer milliseconds since 1970, UTC.
                 -- Tables keyed by a text id are WITHOUT ROWID unless they are listed
                 -- newest first (orders and notifications use the rowid to break ties
-                -- between equal times). Without a rowid the table *is* its primary-key
-                -- index: one b-tree page written per insert instead of two.
+                -- between equal times) or their rows are large (invoices). Without a
+                -- rowid the table *is* its primary-key index: one b-tree page written
+                -- per insert instead of two.
         """
 
     public static let inventory = """
@@ -61,9 +62,12 @@ public enum CheckoutSchema {
                     idempotencyKey TEXT,
                     requestFingerprint TEXT NOT NULL,
                     createdAt INTEGER NOT NULL,
-                    updatedAt INTEGER NOT NULL,
-                    UNIQUE (userId, idempotencyKey)
+                    updatedAt INTEGER NOT NULL
                 );
+                -- A key is used once per customer. Partial: most orders come without
+                -- a key, and an index entry for them would only cost a page write.
+                CREATE UNIQUE INDEX orders_by_idempotency_key ON orders(userId, idempotencyKey)
+                    WHERE idempotencyKey IS NOT NULL;
                 CREATE INDEX orders_by_user ON orders(userId, createdAt);
                 CREATE INDEX orders_with_pending_charge ON orders(pendingCard) WHERE pendingCard IS NOT NULL;
                 CREATE TABLE order_items (
@@ -116,11 +120,14 @@ public enum CheckoutSchema {
         """
 
     public static let invoices = """
+                -- With a rowid although keyed by a text id: a row here is about a
+                -- kilobyte of HTML, and SQLite's WITHOUT ROWID b-trees are meant for
+                -- small rows; a rowid table appends large rows cheaply at its end.
                 CREATE TABLE invoices (
                     orderId TEXT PRIMARY KEY REFERENCES orders(id),
                     number INTEGER NOT NULL UNIQUE,
                     html TEXT NOT NULL,
                     createdAt INTEGER NOT NULL
-                ) WITHOUT ROWID;
+                );
         """
 }

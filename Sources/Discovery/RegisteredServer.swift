@@ -15,7 +15,9 @@ public enum RegisteredServer {
         services: [any Service] = [], logger: Logger
     ) async throws {
         let bound = NIOLockedValueBox<Int?>(nil)
-        let id = "\(service)-\(ID.make("i").dropFirst(2).prefix(8))"
+        // The last 8 characters of an id are random (the first are its time,
+        // the same for replicas started together).
+        let id = "\(service)-\(ID.make("i").suffix(8))"
         let registration = ServiceRegistration(etcd: etcd, logger: logger) {
             bound.withLockedValue { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(host):\($0)") }
         }

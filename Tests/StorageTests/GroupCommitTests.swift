@@ -1,0 +1,110 @@
+import Dispatch
+import Foundation
+import Storage
+import Testing
+
+/// Group commit against a real SQLite file: writes queued together share a
+/// commit, each keeps its own result, and one that fails is undone alone.
+@Suite("Group commit")
+struct GroupCommitTests {
+    struct Refused: Error, Equatable { let job: Int }
+
+    static func openPool() throws -> DatabasePool {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("t") { db in
+            try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE); INSERT INTO t (v) VALUES ('taken')")
+        }
+        return try SQLiteStore.openPool(at: dir.appendingPathComponent("t.sqlite"), migrator: migrator)
+    }
+
+    @Test func aWriteAloneIsCommittedAtOnce() async throws {
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+        let id = try await writer.write { db in
+            try db.execute(sql: "INSERT INTO t (v) VALUES ('alone')")
+            return db.lastInsertedRowID
+        }
+        #expect(try await pool.read { db in try String.fetchOne(db, sql: "SELECT v FROM t WHERE id = ?", arguments: [id]) } == "alone")
+        #expect(writer.totals == .init(commits: 1, writes: 1))
+    }
+
+    @Test func queuedWritesShareOneCommitAndAFailureIsUndoneAlone() async throws {
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+
+        // Hold the writer, so that everything below queues up behind it.
+        let gate = DispatchSemaphore(value: 0)
+        pool.asyncWriteWithoutTransaction { _ in gate.wait() }
+
+        let jobs = 50
+        let results = Task {
+            await withTaskGroup(of: (Int, Result<String, any Error>).self) { group in
+                for job in 0..<jobs {
+                    group.addTask {
+                        do {
+                            return (job, .success(try await writer.write { db in
+                                try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: ["job-\(job)"])
+                                switch job % 10 {
+                                case 3: try db.execute(sql: "INSERT INTO t (v) VALUES ('taken')")  // a constraint fails
+                                case 7: throw Refused(job: job)                                       // the code refuses
+                                default: break
+                                }
+                                return "job-\(job)"
+                            }))
+                        } catch {
+                            return (job, .failure(error))
+                        }
+                    }
+                }
+                return await group.reduce(into: [Int: Result<String, any Error>]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while writer.queued < jobs, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(writer.queued == jobs)
+        gate.signal()
+
+        let outcome = await results.value
+        for job in 0..<jobs {
+            switch (job % 10, outcome[job]!) {
+            case (3, .failure(let error)):
+                #expect((error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE)
+            case (7, .failure(let error)):
+                #expect(error as? Refused == Refused(job: job))
+            case (3, _), (7, _):
+                Issue.record("job \(job) should have failed")
+            case (_, .success(let value)):
+                #expect(value == "job-\(job)")
+            case (_, .failure(let error)):
+                Issue.record("job \(job) failed: \(error)")
+            }
+        }
+        // One commit for all fifty; the ten that failed left nothing, not
+        // even the row each wrote before failing.
+        #expect(writer.totals == .init(commits: 1, writes: jobs))
+        let kept = try await pool.read { db in try Set(String.fetchAll(db, sql: "SELECT v FROM t")) }
+        let expected = Set((0..<jobs).filter { $0 % 10 != 3 && $0 % 10 != 7 }.map { "job-\($0)" }).union(["taken"])
+        #expect(kept == expected)
+    }
+
+    @Test func writesKeepComingWhileTheWriterIsBusy() async throws {
+        // Many writers at once, no gate: every write is committed exactly
+        // once, whatever batches they fell into.
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for job in 0..<500 {
+                group.addTask {
+                    _ = try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: ["w\(job)"]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t WHERE v LIKE 'w%'") } == 500)
+        let totals = writer.totals
+        #expect(totals.writes == 500)
+        #expect(totals.commits >= 1 && totals.commits <= 500)
+    }
+}
