@@ -25,6 +25,7 @@ public struct TokenSigner: Sendable {
     private let key: [UInt8]
     public let issuer: String
     public let lifetimeSeconds: Int
+    private let verified = VerifiedTokens()
 
     public init(secret: String, issuer: String = "shop", lifetimeSeconds: Int = 3600) {
         self.key = Array(secret.utf8)
@@ -68,6 +69,8 @@ public struct TokenSigner: Sendable {
     /// Checks the signature first, then the claims: a token whose signature
     /// is wrong tells nothing about what it claims.
     public func verify(_ token: String, now: Date = Date()) -> Result<Principal, Failure> {
+        let seconds = Int(now.timeIntervalSince1970)
+        if let known = verified.lookup(token), seconds < known.expires { return .success(known.principal) }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let signature = Base64URL.decode(parts[2]),
               let headerBytes = Base64URL.decode(parts[0]), let claimBytes = Base64URL.decode(parts[1])
@@ -83,7 +86,9 @@ public struct TokenSigner: Sendable {
         guard HMACSHA256.constantTimeEqual(expected, signature) else { return .failure(.badSignature) }
         guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(claimBytes)) else { return .failure(.malformed) }
         guard claims.iss == issuer else { return .failure(.wrongIssuer) }
-        guard Int(now.timeIntervalSince1970) < claims.exp else { return .failure(.expired) }
-        return .success(Principal(userId: claims.sub, email: claims.email, name: claims.name ?? "", role: claims.role))
+        guard seconds < claims.exp else { return .failure(.expired) }
+        let principal = Principal(userId: claims.sub, email: claims.email, name: claims.name ?? "", role: claims.role)
+        verified.remember(token, .init(principal: principal, expires: claims.exp))
+        return .success(principal)
     }
 }

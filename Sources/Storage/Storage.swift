@@ -23,6 +23,14 @@ public enum SQLiteStore {
             // 32 MiB of page cache per connection (default 2 MiB): pages read
             // back from the WAL were a visible share of the order path.
             try db.execute(sql: "PRAGMA cache_size = -32768")
+            // Temporary files in memory. The one that matters is the statement
+            // journal: inside a transaction, a savepoint (or a statement that
+            // may fail half-way) keeps the pages it changes as they were, to
+            // undo it alone. Past 64 KiB SQLite spills that journal to a
+            // temporary file, and a group commit (GroupCommit.swift) runs a
+            // savepoint per order: under load those writes outnumbered the
+            // WAL's own. It is never needed after the transaction.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         let pool = try DatabasePool(path: url.path, configuration: config)
         try migrator.migrate(pool)

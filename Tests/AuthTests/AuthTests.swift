@@ -71,6 +71,23 @@ struct TokenTests {
         #expect(signer.verify("\(none).\(parts[1]).") == .failure(.wrongAlgorithm))
     }
 
+    @Test func aVerifiedTokenIsStillCheckedForExpiryAndTampering() {
+        // The signer remembers tokens it verified; that must not let one
+        // outlive its expiry, nor let a changed copy through.
+        let issued = Date()
+        let token = signer.sign(ada, now: issued)
+        #expect(signer.verify(token, now: issued) == .success(ada))
+        #expect(signer.verify(token, now: issued.addingTimeInterval(59)) == .success(ada))
+        #expect(signer.verify(token, now: issued.addingTimeInterval(61)) == .failure(.expired))
+        let parts = token.split(separator: ".")
+        let admin = Principal(userId: "usr_ada", email: "ada@example.com", name: "", role: .admin)
+        let forgedPayload = TokenSigner(secret: "x").sign(admin, now: issued).split(separator: ".")[1]
+        #expect(signer.verify("\(parts[0]).\(forgedPayload).\(parts[2])", now: issued) == .failure(.badSignature))
+        var flipped = Array(token.utf8)
+        flipped[flipped.count - 2] = flipped[flipped.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        #expect(signer.verify(String(decoding: flipped, as: UTF8.self), now: issued) == .failure(.badSignature))
+    }
+
     @Test(arguments: ["", "a.b", "a.b.c.d", "!!!.???.***", "..."])
     func malformed(_ token: String) {
         #expect((try? signer.verify(token).get()) == nil)
