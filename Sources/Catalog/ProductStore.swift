@@ -64,12 +64,15 @@ public struct ProductStore: Sendable {
     }
 }
 
-/// Orders are priced from this table when it is in the same database.
-extension ProductStore: Catalogue {
+/// Orders are priced from this table when it is in the same database
+/// (stage 1), inside the order's own transaction.
+extension ProductStore: SameDatabaseCatalogue {
     public func products(ids: [String]) async throws -> [String: API.Product] {
-        try await db.read { db in
-            Dictionary(uniqueKeysWithValues: try ProductRecord.find(ids: ids, in: db).map { ($0.id, $0.api) })
-        }
+        try await db.read { db in try products(ids: ids, in: db) }
+    }
+
+    public func products(ids: [String], in db: Database) throws -> [String: API.Product] {
+        Dictionary(uniqueKeysWithValues: try ProductRecord.find(ids: ids, in: db).map { ($0.id, $0.api) })
     }
 }
 

@@ -42,8 +42,12 @@ public struct OrderService: OrderCommands {
             return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
         // Prices and names are copied into the order now: a later change in
-        // the catalogue cannot alter it.
-        let items = try Pricing.price(valid, catalogue: try await catalogue.products(ids: valid.lines.map(\.productId)))
+        // the catalogue cannot alter it. A catalogue in this database (the
+        // monolith) is read inside transaction 1; another service's is asked
+        // before it.
+        let productIds = valid.lines.map(\.productId)
+        let sameDatabase = catalogue as? any SameDatabaseCatalogue
+        let fetched = sameDatabase == nil ? try await catalogue.products(ids: productIds) : nil
         let orderId = ID.make(ID.order)
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
@@ -54,6 +58,7 @@ public struct OrderService: OrderCommands {
         let placed: API.Order
         do {
             placed = try await writer.write { [inventory, notifications] db in
+                let items = try Pricing.price(valid, catalogue: try fetched ?? sameDatabase!.products(ids: productIds, in: db))
                 let now = Timestamp.now()
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,

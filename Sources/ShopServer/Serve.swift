@@ -3,7 +3,6 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import NIOPosix
 import ServiceLifecycle
 
 /// Runs an HTTP entry point (and the services beside it) until SIGINT or
@@ -39,17 +38,6 @@ public enum ShopServerRunner {
         let group = ServiceGroup(configuration: .init(
             services: configured, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-
-    /// Runs Swift's async tasks on SwiftNIO's event-loop threads instead of
-    /// a pool of their own (SwiftNIO's `NIOSingletons` hook). A request is
-    /// read on an event loop and handled by a task: with two pools, every
-    /// request crosses between threads twice, and on a small machine those
-    /// wake-ups cost as much as the handler. Blocking work must then stay off
-    /// tasks (bcrypt runs on `BlockingWork`'s queue, SQLite on GRDB's).
-    /// Call first thing in `main`, once.
-    public static func runTasksOnEventLoops() {
-        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }
 
     /// The router every entry point starts from: contract errors, request
