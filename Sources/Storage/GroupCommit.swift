@@ -120,18 +120,21 @@ public final class GroupCommit: Sendable {
         }
     }
 
-    /// On the writer: commit batches until nothing is queued.
+    /// On the writer: commit what is queued, then come back for more.
     private func drain(_ db: Database) {
-        while true {
-            let batch = queue.withLock { queue in
-                let batch = queue.jobs
-                queue.jobs = []
-                if batch.isEmpty { queue.draining = false }
-                return batch
-            }
-            if batch.isEmpty { return }
-            commit(batch, in: db)
+        let batch = queue.withLock { queue in
+            let batch = queue.jobs
+            queue.jobs = []
+            if batch.isEmpty { queue.draining = false }
+            return batch
         }
+        if batch.isEmpty { return }
+        commit(batch, in: db)
+        // The next batch waits at the back of the writer's line, not at its
+        // head: under steady load there is always a next batch, and looping
+        // here would starve every other write of this database (a sign-up,
+        // a new product) for as long as the load lasts.
+        pool.asyncWriteWithoutTransaction { [self] db in drain(db) }
     }
 
     private func commit(_ batch: [Job], in db: Database) {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import Storage
 import Testing
 
@@ -87,6 +88,48 @@ struct GroupCommitTests {
         let kept = try await pool.read { db in try Set(String.fetchAll(db, sql: "SELECT v FROM t")) }
         let expected = Set((0..<jobs).filter { $0 % 10 != 3 && $0 % 10 != 7 }.map { "job-\($0)" }).union(["taken"])
         #expect(kept == expected)
+    }
+
+    /// Shared between the test and the closures it hands to the writer.
+    final class Shared: Sendable {
+        let order = Mutex<[String]>([])
+        let second = Mutex<Task<Void, any Error>?>(nil)
+        func record(_ step: String) { order.withLock { $0.append(step) } }
+    }
+
+    @Test func anotherWriteOfTheDatabaseIsNotStarvedByTheNextBatch() async throws {
+        // Batch 1 is committing while batch 2 is already queued; a plain
+        // write queued on the database before batch 2 existed must run
+        // before it, or steady load would keep every other writer waiting.
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+        let shared = Shared()
+        let gate = DispatchSemaphore(value: 0)
+        pool.asyncWriteWithoutTransaction { _ in gate.wait() }
+
+        let first = Task {
+            try await writer.write { _ in
+                shared.record("batch 1")
+                // Queue batch 2 while batch 1 is still in the writer.
+                let next = Task { try await writer.write { _ in shared.record("batch 2") } }
+                shared.second.withLock { $0 = next }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while writer.queued == 0, ContinuousClock.now < deadline { usleep(1_000) }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while writer.queued == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        // Queued now, synchronously: behind the gate and batch 1's drain.
+        let (plainDone, done) = AsyncStream<Void>.makeStream()
+        pool.asyncWriteWithoutTransaction { _ in
+            shared.record("plain write")
+            done.finish()
+        }
+        gate.signal()
+        try await first.value
+        for await _ in plainDone {}
+        try await shared.second.withLock { $0 }!.value
+        #expect(shared.order.withLock { $0 } == ["batch 1", "plain write", "batch 2"])
     }
 
     @Test func writesKeepComingWhileTheWriterIsBusy() async throws {
