@@ -17,6 +17,7 @@ import Storage
 ///   handled, written in the same transaction as their effect. A message
 ///   delivered twice (a redelivery after a crash, a duplicate publish after a
 ///   lost confirm) finds its id there and changes nothing the second time.
+///   `InboxPruner` forgets ids once no copy can still arrive.
 public enum MessagingSchema {
     public static func register(in migrator: inout DatabaseMigrator) {
         migrator.registerMigration("messaging v1") { db in
@@ -37,6 +38,11 @@ public enum MessagingSchema {
                     processedAt INTEGER NOT NULL
                 ) WITHOUT ROWID;
                 """)
+        }
+        // InboxPruner deletes the oldest ids first; without this index every
+        // prune would read the whole table.
+        migrator.registerMigration("messaging v2: processed ids by time") { db in
+            try db.execute(sql: "CREATE INDEX processed_messages_by_time ON processed_messages(processedAt)")
         }
     }
 }

@@ -91,7 +91,7 @@ enum InventoryApp {
             return Reply.json([String: String]())
         }
         router.addServiceHealth(stage: stage, name: "inventory", db: db, messaging: messaging)
-        return (router, [messaging.client, relay, consumer])
+        return (router, [messaging.client, relay, consumer, messaging.pruner(for: db)])
     }
 
     static func reservation(_ orderId: String, in state: String, _ db: Database) throws -> [Line] {

@@ -68,6 +68,6 @@ enum NotificationApp {
         let router = ShopServerRunner.makeRouter()
         router.addNotificationRoutes(notifications, auth: auth)
         router.addServiceHealth(stage: stage, name: "notification", db: db, messaging: messaging)
-        return (router, [messaging.client, consumer])
+        return (router, [messaging.client, consumer, messaging.pruner(for: db)])
     }
 }

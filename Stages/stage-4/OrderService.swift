@@ -316,6 +316,6 @@ enum OrderApp {
         router.addOrderReadRoutes(orders.queries, auth: auth)
         router.addReportRoutes(ReportService(db: db), auth: auth)
         router.addServiceHealth(stage: stage, name: "order", db: db, messaging: messaging)
-        return (router, [messaging.client, relay, results, invoices])
+        return (router, [messaging.client, relay, results, invoices, messaging.pruner(for: db)])
     }
 }

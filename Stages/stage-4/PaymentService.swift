@@ -69,6 +69,6 @@ enum PaymentApp {
 
         let router = ShopServerRunner.makeRouter()
         router.addServiceHealth(stage: stage, name: "payment", db: db, messaging: messaging)
-        return (router, [messaging.client, relay, consumer])
+        return (router, [messaging.client, relay, consumer, messaging.pruner(for: db)])
     }
 }

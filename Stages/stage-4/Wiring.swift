@@ -26,6 +26,11 @@ struct ServiceMessaging {
         OutboxRelay(db: db, client: client, exchange: topology.exchange, logger: logger)
     }
 
+    /// Forgets the ids of messages handled long ago (`INBOX_RETENTION_HOURS`).
+    func pruner(for db: DatabasePool) -> InboxPruner {
+        InboxPruner(db: db, logger: logger)
+    }
+
     func consumer(_ queue: String, handlers: [String: MessageConsumer.Handler]) -> MessageConsumer {
         MessageConsumer(client: client, topology: topology, queue: queue, logger: logger, handlers: handlers)
     }

@@ -54,6 +54,47 @@ struct InboxOutboxTests {
         #expect(try await count(db, "effects") == 1)
     }
 
+    @Test("pruning forgets only the ids processed before the cutoff, however many there are")
+    func prune() async throws {
+        let db = try database()
+        let now = Date()
+        let old = now.addingTimeInterval(-8 * 24 * 3_600).databaseMilliseconds
+        // More than one prune batch of old ids, and a few recent ones.
+        try await db.write { db in
+            for i in 0..<2_500 {
+                try db.execute(sql: "INSERT INTO processed_messages (messageId, type, processedAt) VALUES (?, 'x', ?)", arguments: ["old-\(i)", old + Int64(i)])
+            }
+        }
+        for i in 0..<3 {
+            try await Inbox.once(id: "recent-\(i)", type: "x", db: db, relay: nil) { _ in [] }
+        }
+        let forgotten = try await Inbox.prune(processedBefore: now.addingTimeInterval(-7 * 24 * 3_600), db: db)
+        #expect(forgotten == 2_500)
+        let kept = try await db.read { db in try String.fetchAll(db, sql: "SELECT messageId FROM processed_messages ORDER BY messageId") }
+        #expect(kept == ["recent-0", "recent-1", "recent-2"])
+        // A recent id is still refused a second time.
+        #expect(try await Inbox.once(id: "recent-0", type: "x", db: db, relay: nil) { _ in [] } == false)
+    }
+
+    @Test("the pruner service prunes at start and stops when cancelled")
+    func prunerService() async throws {
+        let db = try database()
+        let old = Date().addingTimeInterval(-2 * 3_600).databaseMilliseconds
+        try await db.write { db in
+            try db.execute(sql: "INSERT INTO processed_messages (messageId, type, processedAt) VALUES ('old', 'x', ?), ('new', 'x', ?)",
+                           arguments: [old, Date().databaseMilliseconds])
+        }
+        let pruner = InboxPruner(db: db, retention: .seconds(3_600), interval: .seconds(3_600), logger: .init(label: "test"))
+        let running = Task { try await pruner.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await count(db, "processed_messages") > 1, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(try await db.read { db in try String.fetchAll(db, sql: "SELECT messageId FROM processed_messages") } == ["new"])
+        running.cancel()
+        try await running.value
+    }
+
     @Test("outbox rows keep the order they were written in, with the message's id and type")
     func outboxOrder() async throws {
         let db = try database()
