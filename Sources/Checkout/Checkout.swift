@@ -23,7 +23,7 @@ public struct Checkout: Sendable {
         self.notifications = notifications
         self.reports = ReportService(db: db)
         self.orders = OrderService(
-            db: db, writer: GroupCommit(db), catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: Self.paymentRetry),
+            db: db, writer: GroupCommit(db, grouped: Environment.string("GROUP_COMMIT") != "off"), catalogue: catalogue, inventory: inventory, payments: PaymentService(retry: Self.paymentRetry),
             notifications: notifications, invoices: InvoiceService(db: db), queries: OrderQueries(db: db))
         self.auth = auth
     }

@@ -54,14 +54,30 @@ public final class GroupCommit: Sendable {
         let finish: @Sendable (_ rolledBack: (any Error)?) -> Void
     }
 
-    public init(_ pool: DatabasePool) { self.pool = pool }
+    /// `grouped: false` gives every write a commit of its own (plain
+    /// `DatabasePool.write`), to measure what grouping buys:
+    /// `GROUP_COMMIT=off scripts/bench 1`.
+    private let grouped: Bool
+
+    public init(_ pool: DatabasePool, grouped: Bool = true) {
+        self.pool = pool
+        self.grouped = grouped
+    }
 
     /// Runs `updates` in a transaction shared with whatever else is queued,
     /// and answers after the commit. Same contract as `DatabasePool.write`:
     /// if `updates` throws, none of its changes are kept, and the error is
     /// rethrown.
     public func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        guard grouped else {
+            let value = try await pool.write(updates)
+            queue.withLock { queue in
+                queue.totals.commits += 1
+                queue.totals.writes += 1
+            }
+            return value
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             // Written by `run` and read by `finish`, both on the writer's
             // queue, one after the other.
             let outcome = Outcome<T>()

@@ -132,6 +132,24 @@ struct GroupCommitTests {
         #expect(shared.order.withLock { $0 } == ["batch 1", "plain write", "batch 2"])
     }
 
+    @Test func ungroupedEveryWriteCommitsAlone() async throws {
+        // The switch that lets a learner measure the difference: the same
+        // writes, one commit each.
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool, grouped: false)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for job in 0..<50 {
+                group.addTask { try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: ["u\(job)"]) } }
+            }
+            try await group.waitForAll()
+        }
+        #expect(writer.totals == .init(commits: 50, writes: 50))
+        await #expect(throws: DatabaseError.self) {
+            try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('taken')") }
+        }
+        #expect(try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 51)
+    }
+
     @Test func writesKeepComingWhileTheWriterIsBusy() async throws {
         // Many writers at once, no gate: every write is committed exactly
         // once, whatever batches they fell into.
