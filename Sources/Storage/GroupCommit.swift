@@ -15,8 +15,9 @@ import Synchronization
 /// everything queued, runs each piece in a savepoint of one transaction
 /// (one piece that throws is rolled back alone, as its own transaction
 /// would have been), commits once, and only then answers each caller: no
-/// one is told "done" before the commit is on disk, so a process killed at
-/// any point loses nothing that was answered. Nothing waits on purpose: a
+/// one is told "done" before the commit is written, so a process killed at
+/// any point loses nothing that was answered (`SQLiteStore` says what
+/// survives what). Nothing waits on purpose: a
 /// request that arrives while the writer is idle is committed at once, and
 /// under load the batch is whatever queued during the previous commit.
 /// Databases with a write-ahead log do the same (PostgreSQL, MySQL's binary
@@ -90,12 +91,18 @@ public final class GroupCommit: Sendable {
                     }
                 },
                 finish: { rolledBack in
-                    switch outcome.result! {
-                    case .failure(let error):
+                    switch (outcome.result, rolledBack) {
+                    case (.failure(let error)?, _):
                         // Its own error, whatever became of the batch.
                         continuation.resume(throwing: error)
-                    case .success(let value):
-                        if let rolledBack { continuation.resume(throwing: rolledBack) } else { continuation.resume(returning: value) }
+                    case (.success(let value)?, nil):
+                        continuation.resume(returning: value)
+                    case (_, let error?):
+                        // Kept by nobody: the batch was rolled back, or
+                        // never began (then this job never ran).
+                        continuation.resume(throwing: error)
+                    case (nil, nil):
+                        continuation.resume(throwing: DatabaseError(resultCode: .SQLITE_MISUSE, message: "a group-commit job finished without running"))
                     }
                 })
             let startDrain = queue.withLock { queue in

@@ -150,6 +150,40 @@ struct GroupCommitTests {
         #expect(try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 51)
     }
 
+    @Test func aBatchThatCannotBeginFailsItsWritesAndTheNextOneWorks() async throws {
+        // Another process holds SQLite's write lock, and this pool does not
+        // wait for it (no busy timeout): the batch cannot begin. Every
+        // write in it gets the reason, none hangs, and the writer goes on
+        // once the lock is free.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("t.sqlite").path
+        let pool = try DatabasePool(path: path)
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t (v TEXT NOT NULL)") }
+        let other = try DatabaseQueue(path: path)
+        let writer = GroupCommit(pool)
+
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let lockHolder = Task.detached {
+            try other.inDatabase { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                holding.signal()
+                release.wait()
+                try db.execute(sql: "ROLLBACK")
+            }
+        }
+        holding.wait()
+        let refused = await #expect(throws: DatabaseError.self) {
+            try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('blocked')") }
+        }
+        #expect(refused?.resultCode == .SQLITE_BUSY)
+        release.signal()
+        try await lockHolder.value
+        try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('after')") }
+        #expect(try await pool.read { db in try String.fetchAll(db, sql: "SELECT v FROM t") } == ["after"])
+    }
+
     @Test func writesKeepComingWhileTheWriterIsBusy() async throws {
         // Many writers at once, no gate: every write is committed exactly
         // once, whatever batches they fell into.
