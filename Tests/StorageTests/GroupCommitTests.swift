@@ -184,6 +184,37 @@ struct GroupCommitTests {
         #expect(try await pool.read { db in try String.fetchAll(db, sql: "SELECT v FROM t") } == ["after"])
     }
 
+    @Test func whenTheWholeTransactionIsLostNoWriteOfItIsToldItWasKept() async throws {
+        // SQLite rolls back a whole transaction on some errors (a full disk,
+        // an I/O error); a job ending the transaction itself has the same
+        // effect. The writes before it in the batch are gone and must say
+        // so; the one after gets a transaction of its own.
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+        let gate = DispatchSemaphore(value: 0)
+        pool.asyncWriteWithoutTransaction { _ in gate.wait() }
+
+        func enqueue(_ n: Int, _ body: @escaping @Sendable (Database) throws -> Void) async throws -> Task<Void, any Error> {
+            let task = Task { try await writer.write { db in try body(db) } }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while writer.queued < n, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+            return task
+        }
+        let before = try await enqueue(1) { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('before')") }
+        let ender = try await enqueue(2) { db in
+            try db.execute(sql: "INSERT INTO t (v) VALUES ('ender')")
+            try db.execute(sql: "ROLLBACK")
+        }
+        let after = try await enqueue(3) { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('after')") }
+        gate.signal()
+
+        let lost = await #expect(throws: DatabaseError.self) { try await before.value }
+        #expect(lost?.resultCode == .SQLITE_ABORT)
+        await #expect(throws: DatabaseError.self) { try await ender.value }
+        try await after.value
+        #expect(try await pool.read { db in try Set(String.fetchAll(db, sql: "SELECT v FROM t")) } == ["taken", "after"])
+    }
+
     @Test func writesKeepComingWhileTheWriterIsBusy() async throws {
         // Many writers at once, no gate: every write is committed exactly
         // once, whatever batches they fell into.
