@@ -64,9 +64,10 @@ public struct ProductStore: Sendable {
     }
 }
 
-/// Orders are priced from this table when it is in the same database
-/// (stage 1), inside the order's own transaction.
-extension ProductStore: SameDatabaseCatalogue {
+/// Orders are priced from this table when it is in the same database.
+/// `products(ids:in:)` reads in the caller's transaction: the monolith
+/// prices an order inside the transaction that stores it.
+extension ProductStore: Catalogue {
     public func products(ids: [String]) async throws -> [String: API.Product] {
         try await db.read { db in try products(ids: ids, in: db) }
     }

@@ -46,8 +46,13 @@ public struct OrderService: OrderCommands {
         // monolith) is read inside transaction 1; another service's is asked
         // before it.
         let productIds = valid.lines.map(\.productId)
-        let sameDatabase = catalogue as? any SameDatabaseCatalogue
-        let fetched = sameDatabase == nil ? try await catalogue.products(ids: productIds) : nil
+        let products: @Sendable (Database) throws -> [String: API.Product]
+        if let sameDatabase = catalogue as? any SameDatabaseCatalogue {
+            products = { db in try sameDatabase.products(ids: productIds, in: db) }
+        } else {
+            let fetched = try await catalogue.products(ids: productIds)
+            products = { _ in fetched }
+        }
         let orderId = ID.make(ID.order)
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
@@ -58,7 +63,7 @@ public struct OrderService: OrderCommands {
         let placed: API.Order
         do {
             placed = try await writer.write { [inventory, notifications] db in
-                let items = try Pricing.price(valid, catalogue: try fetched ?? sameDatabase!.products(ids: productIds, in: db))
+                let items = try Pricing.price(valid, catalogue: try products(db))
                 let now = Timestamp.now()
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,
