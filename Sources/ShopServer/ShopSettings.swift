@@ -5,11 +5,23 @@ import Logging
 /// Settings that are the same for every stage: the token secret, the first
 /// administrator, the bcrypt cost. All come from the environment.
 public struct ShopSettings: Sendable {
-    public var jwtSecret: String
-    public var tokenLifetimeSeconds: Int
-    public var adminEmail: String
-    public var adminPassword: String
-    public var bcryptCost: UInt8
+    public let jwtSecret: String
+    public let tokenLifetimeSeconds: Int
+    public let adminEmail: String
+    public let adminPassword: String
+    public let bcryptCost: UInt8
+    /// One signer per process: it remembers the tokens it has verified, so
+    /// every part of the process must share it.
+    public let signer: TokenSigner
+
+    init(jwtSecret: String, tokenLifetimeSeconds: Int, adminEmail: String, adminPassword: String, bcryptCost: UInt8) {
+        self.jwtSecret = jwtSecret
+        self.tokenLifetimeSeconds = tokenLifetimeSeconds
+        self.adminEmail = adminEmail
+        self.adminPassword = adminPassword
+        self.bcryptCost = bcryptCost
+        self.signer = TokenSigner(secret: jwtSecret, lifetimeSeconds: tokenLifetimeSeconds)
+    }
 
     public static let defaultAdminEmail = "admin@shop.local"
     public static let defaultAdminPassword = "admin-password"
@@ -52,6 +64,5 @@ public struct ShopSettings: Sendable {
             bcryptCost: UInt8(clamping: Environment.int("BCRYPT_COST") ?? 10))
     }
 
-    public var signer: TokenSigner { TokenSigner(secret: jwtSecret, lifetimeSeconds: tokenLifetimeSeconds) }
     public var hasher: PasswordHasher { PasswordHasher(cost: bcryptCost) }
 }
