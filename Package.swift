@@ -146,6 +146,7 @@ let package = Package(
                 "Common", "Auth", "ShopServer", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -153,13 +154,13 @@ let package = Package(
         /// Accounts (the users table) and the user service's own API.
         .target(
             name: "Accounts",
-            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         /// The catalogue (the products table) and the product service's own API.
         .target(
             name: "Catalog",
-            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Common", "Auth", "ShopServer", "Storage", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 
@@ -187,6 +188,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -205,7 +207,7 @@ let package = Package(
         ),
 
         /// Runs a stage's processes as children of one command.
-        .target(name: "Supervisor", dependencies: ["Common", "ShopServer"], swiftSettings: swiftSettings),
+        .target(name: "Supervision", dependencies: ["Common", "ShopServer"], swiftSettings: swiftSettings),
 
         // MARK: Stage 1: the monolith
 
@@ -213,6 +215,7 @@ let package = Package(
             name: "Stage1",
             dependencies: [
                 "Common", "Auth", "ShopServer", "Storage", "Accounts", "Catalog", "Checkout",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-1",
             exclude: ["README.md"],
@@ -224,8 +227,9 @@ let package = Package(
         .executableTarget(
             name: "Stage2",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor",
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-2",
             exclude: ["README.md"],
@@ -237,9 +241,10 @@ let package = Package(
         .executableTarget(
             name: "Stage3",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor", "Discovery", "Gateway",
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision", "Discovery", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-3",
             exclude: ["README.md"],
@@ -251,10 +256,11 @@ let package = Package(
         .executableTarget(
             name: "Stage4",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor",
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
                 "Discovery", "Gateway", "Messaging", "AMQP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-4",
             exclude: ["README.md"],
@@ -293,11 +299,19 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
         /// Stage 1's own acceptance tests (crash recovery), against the real executable.
         .testTarget(
             name: "Stage1Tests",
             dependencies: ["Common", "ShopClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        /// Every shipped migration's text is frozen (shipped-migrations.sql),
+        /// and the follow-up migrations upgrade old databases.
+        .testTarget(
+            name: "SchemaTests",
+            dependencies: ["Accounts", "Catalog", "Checkout", "Messaging", "Storage", "Stage4", .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["shipped-migrations.sql"],
             swiftSettings: swiftSettings
         ),
         /// Against the real RabbitMQ that scripts/test starts, with pika as the peer.
@@ -313,7 +327,7 @@ let package = Package(
         /// Stage 2's own acceptance tests: separate databases, a service down and back.
         .testTarget(
             name: "Stage2Tests",
-            dependencies: ["Common", "ShopClient", "TestSupport", "Storage"],
+            dependencies: ["Common", "ShopClient", "TestSupport", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         /// Stage 3's own acceptance tests, against real etcd: kill -9 under
@@ -327,13 +341,13 @@ let package = Package(
         /// with pika, dead letters and replay, a RabbitMQ restart.
         .testTarget(
             name: "Stage4Tests",
-            dependencies: ["Common", "ShopClient", "Storage", "TestSupport"],
+            dependencies: ["Common", "ShopClient", "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         /// The outbox, the inbox and the topology's names, against SQLite only.
         .testTarget(
             name: "MessagingTests",
-            dependencies: ["Messaging", "Storage"],
+            dependencies: ["Messaging", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.

@@ -1,6 +1,7 @@
 import Auth
 import Common
 import Foundation
+import GRDB
 import Logging
 import ShopServer
 import Storage
@@ -9,17 +10,17 @@ import Storage
 /// first administrator. Stage 1 uses it inside the monolith; from stage 2 it
 /// is the heart of the user service.
 public struct AccountStore: Sendable {
-    let db: DatabasePool
+    let db: any DatabaseWriter
     let hasher: PasswordHasher
     let signer: TokenSigner
     /// See `PasswordHasher.makeDecoy`.
     let decoyHash: String
 
-    public init(db: DatabasePool, settings: ShopSettings) async {
+    public init(db: any DatabaseWriter, credentials: Credentials) async {
         self.db = db
-        self.hasher = settings.hasher
-        self.signer = settings.signer
-        self.decoyHash = await settings.hasher.makeDecoy()
+        self.hasher = credentials.hasher
+        self.signer = credentials.signer
+        self.decoyHash = await credentials.hasher.makeDecoy()
     }
 
     /// Creates a customer's account. `inSameTransaction` runs in the
@@ -78,9 +79,8 @@ public struct AccountStore: Sendable {
 }
 
 public enum AccountsSchema {
-    public static func register(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("accounts v1") { db in
-            try db.execute(sql: """
+    public static let migrations = [
+        Migration("accounts v1", sql: """
                 -- Times are integer milliseconds since 1970, UTC. Users are keyed by a
                 -- text id and never listed, so the table is its own primary-key index.
                 CREATE TABLE users (
@@ -92,7 +92,6 @@ public enum AccountsSchema {
                     role TEXT NOT NULL,
                     createdAt INTEGER NOT NULL
                 ) WITHOUT ROWID;
-                """)
-        }
-    }
+                """),
+    ]
 }

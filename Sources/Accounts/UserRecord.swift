@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 /// A row of `users`. Models are plain records: they know their table, how a

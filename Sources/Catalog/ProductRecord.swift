@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 struct ProductRecord: FetchableRecord, PersistableRecord {

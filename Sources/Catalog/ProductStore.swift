@@ -1,13 +1,14 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 /// The catalogue over the `products` table. Stage 1 uses it inside the
 /// monolith; from stage 2 it is the heart of the product service.
 public struct ProductStore: Sendable {
-    let db: DatabasePool
+    let db: any DatabaseWriter
 
-    public init(db: DatabasePool) { self.db = db }
+    public init(db: any DatabaseWriter) { self.db = db }
 
     public func list() async throws -> [API.Product] {
         try await db.read { db in try ProductRecord.order(Column("createdAt"), Column("rowid")).fetchAll(db).map(\.api) }
@@ -78,9 +79,8 @@ extension ProductStore: Catalogue {
 }
 
 public enum CatalogSchema {
-    public static func register(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("catalogue v1") { db in
-            try db.execute(sql: """
+    public static let migrations = [
+        Migration("catalogue v1", sql: """
                 -- Times are integer milliseconds since 1970, UTC. Listed in creation
                 -- order, so the rowid breaks ties between equal times.
                 CREATE TABLE products (
@@ -92,7 +92,6 @@ public enum CatalogSchema {
                     createdAt INTEGER NOT NULL,
                     updatedAt INTEGER NOT NULL
                 );
-                """)
-        }
-    }
+                """),
+    ]
 }

@@ -5,7 +5,7 @@ import ShopServer
 
 /// `GET /inventory/{productId}` and the administrator's restock.
 public struct InventoryController: Sendable {
-    let inventory: InventoryService
+    let inventory: Stock
     let auth: Authenticator
 
     func get(_ request: Request, context: ShopRequestContext) async throws -> Response {
@@ -23,7 +23,7 @@ public struct InventoryController: Sendable {
 
 /// `GET /reports/sales`, for administrators.
 public struct ReportController: Sendable {
-    let reports: ReportService
+    let reports: Reports
     let auth: Authenticator
 
     func sales(_ request: Request, context: ShopRequestContext) async throws -> Response {
@@ -37,19 +37,19 @@ public struct ReportController: Sendable {
 // 3) or by the inventory, notification and order services (stage 4 on).
 extension Router where Context == ShopRequestContext {
     /// `GET /inventory/{productId}` (no token needed) and the restock.
-    public func addInventoryRoutes(_ inventory: InventoryService, auth: Authenticator) {
+    public func addInventoryRoutes(_ inventory: Stock, auth: Authenticator) {
         let stock = InventoryController(inventory: inventory, auth: auth)
         get("/inventory/:productId", use: stock.get)
         post("/inventory/:productId/restock", use: stock.restock)
     }
 
     /// `GET /notifications`: the caller's.
-    public func addNotificationRoutes(_ notifications: NotificationService, auth: Authenticator) {
+    public func addNotificationRoutes(_ notifications: Notifications, auth: Authenticator) {
         get("/notifications", use: NotificationController(notifications: notifications, auth: auth).list)
     }
 
     /// `GET /reports/sales`, for administrators.
-    public func addReportRoutes(_ reports: ReportService, auth: Authenticator) {
+    public func addReportRoutes(_ reports: Reports, auth: Authenticator) {
         get("/reports/sales", use: ReportController(reports: reports, auth: auth).sales)
     }
 }

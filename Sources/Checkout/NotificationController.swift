@@ -4,7 +4,7 @@ import Hummingbird
 import ShopServer
 
 public struct NotificationController: Sendable {
-    let notifications: NotificationService
+    let notifications: Notifications
     let auth: Authenticator
 
     func list(_ request: Request, context: ShopRequestContext) async throws -> Response {

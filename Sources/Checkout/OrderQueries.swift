@@ -1,17 +1,18 @@
 import Auth
 import Common
 import Foundation
+import GRDB
 import Storage
 
 /// Reading orders, and the Idempotency-Key rule: the same at every stage
 /// that keeps orders as rows (1 to 7), whoever decides them.
 public struct OrderQueries: Sendable {
-    let db: DatabasePool
-    let invoices: InvoiceService
+    let db: any DatabaseWriter
+    let invoices: Invoices
 
-    public init(db: DatabasePool) {
+    public init(db: any DatabaseWriter) {
         self.db = db
-        self.invoices = InvoiceService(db: db)
+        self.invoices = Invoices(db: db)
     }
 
     /// What `POST /orders` answered: a new order (201) or the one an earlier

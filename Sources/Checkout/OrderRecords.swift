@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 public struct OrderRecord: FetchableRecord, TableRecord, Sendable {

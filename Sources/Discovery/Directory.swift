@@ -7,7 +7,7 @@ import ShopClient
 /// etcd. If etcd cannot be reached, the last list is kept: a discovery
 /// outage should not become a shop outage.
 public actor ServiceDirectory {
-    let etcd: EtcdClient
+    let registry: ServiceRegistry
     private var cache: [ServiceInstance] = []
     private var fetchedAt: ContinuousClock.Instant?
     private var next: [String: Int] = [:]
@@ -17,8 +17,8 @@ public actor ServiceDirectory {
     private var failedUntil: [String: ContinuousClock.Instant] = [:]
     public let refreshEvery: Duration
 
-    public init(etcd: EtcdClient, refreshEvery: Duration = .seconds(1)) {
-        self.etcd = etcd
+    public init(_ registry: ServiceRegistry, refreshEvery: Duration = .seconds(1)) {
+        self.registry = registry
         self.refreshEvery = refreshEvery
     }
 
@@ -41,12 +41,12 @@ public actor ServiceDirectory {
     }
 
     public func markFailed(_ instance: ServiceInstance) {
-        failedUntil[instance.id] = .now + .seconds(Discovery.leaseTTL)
+        failedUntil[instance.id] = .now + .seconds(registry.leaseTTL)
     }
 
     private func refreshIfStale() async {
         if let fetchedAt, ContinuousClock.now - fetchedAt < refreshEvery { return }
-        if let entries = try? await etcd.range(prefix: Discovery.prefix) {
+        if let entries = try? await registry.etcd.range(prefix: registry.prefix) {
             cache = entries.compactMap { try? JSONDecoder().decode(ServiceInstance.self, from: Data($0.value)) }
         }
         fetchedAt = .now

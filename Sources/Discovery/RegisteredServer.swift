@@ -11,18 +11,18 @@ import ShopServer
 /// through etcd, never through a port written into their configuration.
 public enum RegisteredServer {
     public static func run(
-        service: String, router: Router<ShopRequestContext>, host: String, port: Int, etcd: EtcdClient,
-        services: [any Service] = [], logger: Logger
+        service: String, router: Router<ShopRequestContext>, host: String, port: Int, registry: ServiceRegistry,
+        settings: Settings, services: [any Service] = [], logger: Logger
     ) async throws {
         let bound = NIOLockedValueBox<Int?>(nil)
         // The last 8 characters of an id are random (the first are its time,
         // the same for replicas started together).
         let id = "\(service)-\(ID.make("i").suffix(8))"
-        let registration = ServiceRegistration(etcd: etcd, logger: logger) {
+        let registration = ServiceRegistration(registry: registry, logger: logger) {
             bound.withLockedValue { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(host):\($0)") }
         }
         try await ShopServerRunner.run(
-            name: "\(service)-service", router: router, host: host, port: port, services: services + [registration], logger: logger,
+            name: "\(service)-service", router: router, host: host, port: port, settings: settings, services: services + [registration], logger: logger,
             onListening: { port in bound.withLockedValue { $0 = port } })
     }
 }

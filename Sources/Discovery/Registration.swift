@@ -13,20 +13,29 @@ public struct ServiceInstance: Codable, Sendable, Hashable {
         self.service = service; self.id = id; self.url = url; self.registeredAt = registeredAt
     }
 
-    /// Where it is kept in etcd: `/shop/services/<service>/<id>`.
-    public var key: String { Discovery.prefix + service + "/" + id }
 }
 
-public enum Discovery {
-    /// `/shop/<namespace>/services/`. A namespace keeps deployments that
-    /// share one etcd apart (two copies of a stage, parallel test runs):
-    /// `DISCOVERY_NAMESPACE`, which a stage's supervisor derives from its
-    /// data folder when it is not set.
-    public static var prefix: String {
-        "/shop/" + (ProcessInfo.processInfo.environment["DISCOVERY_NAMESPACE"] ?? "default") + "/services/"
-    }
+/// Where a deployment's instances are listed: one etcd, one namespace.
+public struct ServiceRegistry: Sendable {
+    public let etcd: EtcdClient
+    /// Keeps deployments that share one etcd apart (two copies of a stage,
+    /// parallel test runs); a stage's supervisor derives it from its data
+    /// folder unless `SHOP_NAMESPACE` names one.
+    public let namespace: String
     /// Seconds a silent instance stays listed. Keep-alives go every third of it.
-    public static var leaseTTL: Int { Int(ProcessInfo.processInfo.environment["DISCOVERY_TTL"] ?? "") ?? 5 }
+    public let leaseTTL: Int
+
+    public init(etcd: EtcdClient, namespace: String, leaseTTL: Int = 5) {
+        self.etcd = etcd
+        self.namespace = namespace
+        self.leaseTTL = leaseTTL
+    }
+
+    /// `/shop/<namespace>/services/`.
+    public var prefix: String { "/shop/\(namespace)/services/" }
+
+    /// Where an instance is kept: `/shop/<namespace>/services/<service>/<id>`.
+    public func key(of instance: ServiceInstance) -> String { prefix + instance.service + "/" + instance.id }
 }
 
 /// Registers this process in etcd for as long as it runs: a key under a
@@ -35,13 +44,13 @@ public enum Discovery {
 /// deletes the key when the lease expires: the instance leaves the list by
 /// itself. On a graceful shutdown it revokes the lease, and leaves at once.
 public struct ServiceRegistration: Service {
-    let etcd: EtcdClient
+    let registry: ServiceRegistry
     let instance: @Sendable () async -> ServiceInstance?
     let logger: Logger
 
     /// `instance` answers nil until the server knows its port.
-    public init(etcd: EtcdClient, logger: Logger, instance: @escaping @Sendable () async -> ServiceInstance?) {
-        self.etcd = etcd
+    public init(registry: ServiceRegistry, logger: Logger, instance: @escaping @Sendable () async -> ServiceInstance?) {
+        self.registry = registry
         self.instance = instance
         self.logger = logger
     }
@@ -53,7 +62,7 @@ public struct ServiceRegistration: Service {
             if me == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         let instance = me!
-        let ttl = Discovery.leaseTTL
+        let (etcd, ttl) = (registry.etcd, registry.leaseTTL)
         var lease: Int64?
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -64,7 +73,7 @@ public struct ServiceRegistration: Service {
                         // First time, or the lease expired (etcd was away for
                         // longer than the TTL): register again.
                         let fresh = try await etcd.grantLease(ttl: ttl)
-                        try await etcd.put(instance.key, Array(try JSONEncoder().encode(instance)), lease: fresh)
+                        try await etcd.put(registry.key(of: instance), Array(try JSONEncoder().encode(instance)), lease: fresh)
                         if lease == nil {
                             logger.notice("registered in discovery", metadata: ["service": .string(instance.service), "url": .string(instance.url), "ttl": .stringConvertible(ttl)])
                         } else {

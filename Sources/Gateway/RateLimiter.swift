@@ -30,14 +30,6 @@ struct RateLimiter: RouterMiddleware {
         self.auth = auth
     }
 
-    /// Limits from the environment; generous by default, so that ordinary
-    /// use (and the characterization suite) never meets them.
-    static func fromEnvironment(auth: Authenticator) -> RateLimiter {
-        let perSecond = Double(Environment.string("RATE_LIMIT_PER_SECOND") ?? "") ?? 1_000
-        let burst = Double(Environment.string("RATE_LIMIT_BURST") ?? "") ?? 2_000
-        return RateLimiter(perSecond: perSecond, burst: burst, auth: auth)
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let caller = try? auth.bearer(request, context: context)

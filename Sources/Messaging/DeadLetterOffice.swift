@@ -2,6 +2,7 @@ import AMQP
 import Auth
 import Common
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -35,15 +36,17 @@ public struct DeadLetterOffice: Sendable {
         public var replayedAt: Date
     }
 
-    let db: DatabasePool
+    let db: any DatabaseWriter
     let client: RabbitClient
     let topology: MessageTopology
     let logger: Logger
 
     public static func openDatabase(at url: URL) throws -> DatabasePool {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("dead letters v1") { db in
-            try db.execute(sql: """
+        try SQLiteStore.openPool(at: url, migrations: migrations)
+    }
+
+    public static let migrations = [
+        Migration("dead letters v1", sql: """
                 -- The message as it arrived (body and properties), so a replay sends
                 -- exactly that back; and why it was set aside.
                 CREATE TABLE dead_letters (
@@ -59,12 +62,10 @@ public struct DeadLetterOffice: Sendable {
                     replayedAt INTEGER            -- set when sent back; then no longer listed
                 );
                 CREATE INDEX dead_letters_listed ON dead_letters(deadLetteredAt) WHERE replayedAt IS NULL;
-                """)
-        }
-        return try SQLiteStore.openPool(at: url, migrator: migrator)
-    }
+                """),
+    ]
 
-    public init(db: DatabasePool, client: RabbitClient, topology: MessageTopology, logger: Logger) {
+    public init(db: any DatabaseWriter, client: RabbitClient, topology: MessageTopology, logger: Logger) {
         self.db = db
         self.client = client
         self.topology = topology

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import ShopServer
 import ServiceLifecycle
@@ -12,7 +13,7 @@ extension Inbox {
     /// Forgets the ids of messages processed before `cutoff`. Answers how
     /// many were forgotten.
     @discardableResult
-    public static func prune(processedBefore cutoff: Date, db: DatabasePool) async throws -> Int {
+    public static func prune(processedBefore cutoff: Date, db: any DatabaseWriter) async throws -> Int {
         var total = 0
         while true {
             let deleted = try await db.write { db in
@@ -37,21 +38,16 @@ extension Inbox {
 /// payment row per order and kind, one reservation per order), so even a
 /// copy arriving later would change nothing.
 public struct InboxPruner: Service {
-    let db: DatabasePool
+    let db: any DatabaseWriter
     let retention: Duration
     let interval: Duration
     let logger: Logger
 
-    public init(db: DatabasePool, retention: Duration = Self.retentionFromEnvironment(), interval: Duration = .seconds(3_600), logger: Logger) {
+    public init(db: any DatabaseWriter, retention: Duration, interval: Duration = .seconds(3_600), logger: Logger) {
         self.db = db
         self.retention = retention
         self.interval = interval
         self.logger = logger
-    }
-
-    public static func retentionFromEnvironment() -> Duration {
-        guard let hours = Environment.int("INBOX_RETENTION_HOURS"), hours > 0 else { return .seconds(7 * 24 * 3_600) }
-        return .seconds(hours * 3_600)
     }
 
     public func run() async throws {

@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import GRDB
 import Logging
 import ServiceLifecycle
 import Storage
@@ -19,9 +20,8 @@ import Storage
 ///   lost confirm) finds its id there and changes nothing the second time.
 ///   `InboxPruner` forgets ids once no copy can still arrive.
 public enum MessagingSchema {
-    public static func register(in migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("messaging v1") { db in
-            try db.execute(sql: """
+    public static let migrations = [
+        Migration("messaging v1", sql: """
                 -- Sent in `seq` order, then deleted. The order matters: a consumer
                 -- sees an order's messages in the order the service wrote them.
                 CREATE TABLE outbox (
@@ -37,14 +37,13 @@ public enum MessagingSchema {
                     type TEXT NOT NULL,
                     processedAt INTEGER NOT NULL
                 ) WITHOUT ROWID;
-                """)
-        }
+                """),
         // InboxPruner deletes the oldest ids first; without this index every
         // prune would read the whole table.
-        migrator.registerMigration("messaging v2: processed ids by time") { db in
-            try db.execute(sql: "CREATE INDEX processed_messages_by_time ON processed_messages(processedAt)")
-        }
-    }
+        Migration("messaging v2: processed ids by time", sql: """
+            CREATE INDEX processed_messages_by_time ON processed_messages(processedAt)
+            """),
+    ]
 }
 
 public enum Outbox {
@@ -87,7 +86,7 @@ public enum Inbox {
     /// nothing) for a message already processed.
     @discardableResult
     public static func once(
-        _ message: IncomingMessage, db: DatabasePool, relay: OutboxRelay?,
+        _ message: IncomingMessage, db: any DatabaseWriter, relay: OutboxRelay?,
         _ effect: @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
         try await once(id: message.id, type: message.type, db: db, relay: relay, effect)
@@ -96,7 +95,7 @@ public enum Inbox {
     /// The same by id and type (what `once` needs of a message).
     @discardableResult
     static func once(
-        id: String, type: String, db: DatabasePool, relay: OutboxRelay?,
+        id: String, type: String, db: any DatabaseWriter, relay: OutboxRelay?,
         _ effect: @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
         let sent: [OutgoingMessage]? = try await db.write { db in
@@ -110,28 +109,55 @@ public enum Inbox {
     }
 }
 
-/// Sends what is in the outbox: oldest first, in batches, with publisher
-/// confirms, and deletes a batch only once the broker has confirmed all of
-/// it. While RabbitMQ is away it waits and tries again; the messages wait in
-/// the table meanwhile, so nothing is lost and the service keeps taking
-/// requests.
+/// Where an outbox's messages go: a broker that says when it has taken
+/// them. The relay below is the same whatever the broker; only this
+/// changes: RabbitMQ from stage 4 (`RabbitDestination`), Redis job queues
+/// from stage 5, Kafka from stage 7. So a service never writes to a broker
+/// itself, outside its transaction: it writes to its outbox, and the relay
+/// hands the outbox to its destination.
+public protocol OutboxDestination: Sendable {
+    /// Publishes the messages in order and returns once the broker has
+    /// confirmed every one of them; throws if it cannot say so. After a
+    /// throw the relay sends the whole batch again (consumers deduplicate).
+    func deliver(_ messages: [OutgoingMessage]) async throws
+}
+
+/// RabbitMQ: each message to the exchange, routed by its type, persistent,
+/// with publisher confirms (at most 256 unconfirmed at once).
+public struct RabbitDestination: OutboxDestination {
+    let client: RabbitClient
+    let exchange: String
+
+    public init(client: RabbitClient, exchange: String) {
+        self.client = client
+        self.exchange = exchange
+    }
+
+    public func deliver(_ messages: [OutgoingMessage]) async throws {
+        try await client.publish(contentsOf: messages.map { $0.amqp(exchange: exchange) }, window: 256)
+    }
+}
+
+/// Sends what is in the outbox: oldest first, in batches, to its
+/// destination, and deletes a batch only once the broker has confirmed all
+/// of it. While the broker is away it waits and tries again; the messages
+/// wait in the table meanwhile, so nothing is lost and the service keeps
+/// taking requests.
 ///
 /// A batch that fails halfway is sent again whole: some of its messages may
 /// then reach consumers twice, which the inbox makes harmless. That is the
 /// trade the pattern makes: at-least-once delivery plus idempotent
 /// consumers, instead of an exactly-once that no broker can promise.
 public final class OutboxRelay: Service, Sendable {
-    let db: DatabasePool
-    let client: RabbitClient
-    let exchange: String
+    let db: any DatabaseWriter
+    let destination: any OutboxDestination
     let logger: Logger
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
 
-    public init(db: DatabasePool, client: RabbitClient, exchange: String, logger: Logger) {
+    public init(db: any DatabaseWriter, destination: any OutboxDestination, logger: Logger) {
         self.db = db
-        self.client = client
-        self.exchange = exchange
+        self.destination = destination
         self.logger = logger
         (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -188,7 +214,7 @@ public final class OutboxRelay: Service, Sendable {
                     }
             }
             guard let last = batch.last?.seq else { return }
-            try await client.publish(contentsOf: batch.map { $0.message.amqp(exchange: exchange) }, window: 256)
+            try await destination.deliver(batch.map(\.message))
             let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }

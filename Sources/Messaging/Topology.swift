@@ -76,7 +76,7 @@ public struct MessageTopology: Sendable {
     }
 
     /// `RETRY_DELAYS_MS=200,1000,5000`: the ladder's steps, in milliseconds.
-    public static func retryDelays(fromEnvironment value: String?, default fallback: [Duration]) -> [Duration] {
+    public static func retryDelays(parsing value: String?, default fallback: [Duration]) -> [Duration] {
         guard let value, !value.isEmpty else { return fallback }
         let steps = value.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard steps.count == value.split(separator: ",").count, steps.allSatisfy({ $0 >= 0 }) else { return fallback }

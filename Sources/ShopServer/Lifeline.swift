@@ -12,8 +12,6 @@ public struct Lifeline: Service {
 
     public init(logger: Logger) { self.logger = logger }
 
-    public static var isRequested: Bool { Environment.string("SHOP_EXIT_ON_STDIN_EOF") == "1" }
-
     public func run() async throws {
         let (eof, continuation) = AsyncStream<Void>.makeStream()
         // A plain thread, because read(2) blocks until the parent dies.

@@ -24,10 +24,8 @@ public struct ShopLogHandler: LogHandler {
     }
 
     /// Installs the handler for the whole process. Call once, first thing in `main`.
-    public static func bootstrap(service: String) {
-        let env = ProcessInfo.processInfo.environment
-        let level = env["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-        let format: Format = env["LOG_FORMAT"]?.lowercased() == "json" ? .json : .logfmt
+    public static func bootstrap(service: String, settings: Settings) {
+        let (level, format) = (settings.logLevel, settings.logFormat)
         LoggingSystem.bootstrap { _ in ShopLogHandler(service: service, level: level, format: format) }
     }
 

@@ -15,6 +15,7 @@ public enum ShopServerRunner {
         router: Router<ShopRequestContext>,
         host: String,
         port: Int,
+        settings: Settings,
         services: [any Service] = [],
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -32,7 +33,7 @@ public enum ShopServerRunner {
 
         var configured: [ServiceGroupConfiguration.ServiceConfiguration] =
             services.map { .init(service: $0) } + [.init(service: app)]
-        if Lifeline.isRequested {
+        if settings.exitWhenParentExits {
             configured.append(.init(service: Lifeline(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup))
         }
         let group = ServiceGroup(configuration: .init(

@@ -1,9 +1,9 @@
 import ArgumentParser
-import Foundation
 
-/// The options every stage's entry point takes. A flag wins over the
-/// environment variable, which wins over the default, so the same binary
-/// runs on a laptop (`--port 9000`) and under a process manager (`PORT=9000`).
+/// The flags every stage's entry point takes. Each has an environment
+/// variable behind it; `Settings` puts the two together (a flag wins), so
+/// the same binary runs on a laptop (`--port 9000`) and under a process
+/// manager (`PORT=9000`).
 public struct ServerOptions: ParsableArguments, Sendable {
     @Option(help: "Address to listen on (env HOST).")
     public var host: String?
@@ -15,48 +15,20 @@ public struct ServerOptions: ParsableArguments, Sendable {
     public var dataDir: String?
 
     public init() {}
-
-    public func resolvedHost() -> String { host ?? Environment.string("HOST") ?? "127.0.0.1" }
-    public func resolvedPort(default fallback: Int = 8080) -> Int { port ?? Environment.int("PORT") ?? fallback }
-
-    /// Absolute, created if missing.
-    public func resolvedDataDir(stage: String) throws -> URL {
-        let path = dataDir ?? Environment.string("DATA_DIR") ?? ".data/\(stage)"
-        let url = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-            .standardizedFileURL
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-}
-
-/// Reading settings from the environment, in one place.
-public enum Environment {
-    public static func string(_ name: String) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
-        return value
-    }
-    public static func int(_ name: String) -> Int? { string(name).flatMap(Int.init) }
 }
 
 /// `--etcd`: where discovery lives (stage 3 on).
-public struct EtcdOptions: ParsableArguments {
+public struct EtcdOptions: ParsableArguments, Sendable {
     @Option(help: "etcd's client URL (env ETCD_URL; default http://127.0.0.1:2379).")
-    var etcd: String?
+    public var etcd: String?
 
     public init() {}
-
-    public var url: String { etcd ?? Environment.string("ETCD_URL") ?? "http://127.0.0.1:2379" }
 }
 
 /// `--amqp`: where RabbitMQ is (stage 4 on).
-public struct AMQPOptions: ParsableArguments {
+public struct AMQPOptions: ParsableArguments, Sendable {
     @Option(help: "RabbitMQ's URL (env AMQP_URL; default amqp://guest:guest@127.0.0.1:5672/).")
-    var amqp: String?
+    public var amqp: String?
 
     public init() {}
-
-    public var url: String { amqp ?? Self.fromEnvironment }
-
-    /// `AMQP_URL`, else the project's local broker.
-    public static var fromEnvironment: String { Environment.string("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/" }
 }

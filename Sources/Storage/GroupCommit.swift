@@ -1,3 +1,4 @@
+import GRDB
 import Synchronization
 
 /// Group commit: the transactions of many concurrent requests share one
@@ -23,7 +24,7 @@ import Synchronization
 /// Databases with a write-ahead log do the same (PostgreSQL, MySQL's binary
 /// log group commit).
 public final class GroupCommit: Sendable {
-    private let pool: DatabasePool
+    private let pool: any DatabaseWriter
     private let queue = Mutex(Queue())
 
     private struct Queue {
@@ -60,7 +61,7 @@ public final class GroupCommit: Sendable {
     /// `GROUP_COMMIT=off scripts/bench 1`.
     private let grouped: Bool
 
-    public init(_ pool: DatabasePool, grouped: Bool = true) {
+    public init(_ pool: any DatabaseWriter, grouped: Bool = true) {
         self.pool = pool
         self.grouped = grouped
     }

@@ -1,5 +1,5 @@
 import Foundation
-@_exported import GRDB
+import GRDB
 
 /// Opening SQLite the same way in every service of every stage.
 public enum SQLiteStore {

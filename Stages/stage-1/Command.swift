@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ShopServer
 
@@ -6,17 +7,19 @@ import ShopServer
 @main
 struct Stage1: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stage-1", abstract: "The shop as one process over one SQLite database.")
+        commandName: ThisStage.name, abstract: "The shop as one process over one SQLite database.")
 
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        ShopLogHandler.bootstrap(service: "stage-1")
-        let logger = Logger(label: "stage-1")
-        let dataDir = try server.resolvedDataDir(stage: "stage-1")
-        Console.line("stage-1 keeps its data in \(dataDir.path)")
-        let router = try await Monolith.build(dataDir: dataDir, logger: logger)
+        // Flags and environment, read once, here; everything below is given them.
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server)
+        ShopLogHandler.bootstrap(service: ThisStage.name, settings: settings)
+        let logger = Logger(label: ThisStage.name)
+        let dataDir = try settings.dataFolder(stage: ThisStage.name)
+        Console.line("\(ThisStage.name) keeps its data in \(dataDir.path)")
+        let router = try await Monolith.build(settings: settings, dataDir: dataDir, logger: logger)
         try await ShopServerRunner.run(
-            name: "stage-1", router: router, host: server.resolvedHost(), port: server.resolvedPort(), logger: logger)
+            name: ThisStage.name, router: router, host: settings.host, port: settings.port(), settings: settings, logger: logger)
     }
 }

@@ -12,17 +12,18 @@ import Storage
 /// Composition: one database, every concern over it, one router. Everything
 /// a request can touch is built here, in one process.
 enum Monolith {
-    static func build(dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+    static func build(settings: Settings, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
         let db = try ShopDatabase.open(at: dataDir.appendingPathComponent("shop.sqlite"))
-        let auth = Authenticator(signer: settings.signer)
+        let auth = Authenticator(signer: credentials.signer)
 
-        let accounts = await AccountStore(db: db, settings: settings)
+        let accounts = await AccountStore(db: db, credentials: credentials)
         let products = ProductStore(db: db)
-        // The order side prices orders from the products table of the same database.
-        let checkout = Checkout(db: db, catalogue: products, auth: auth)
+        // The order side prices orders from the products table of the same
+        // database, inside the transaction that stores each order.
+        let checkout = OrderSide(db: db, catalogue: products, auth: auth, settings: settings)
 
-        try await accounts.ensureAdmin(email: settings.adminEmail, password: settings.adminPassword, logger: logger)
+        try await accounts.ensureAdmin(email: credentials.adminEmail, password: credentials.adminPassword, logger: logger)
         try await checkout.start(logger: logger)
 
         let router = ShopServerRunner.makeRouter()
@@ -33,8 +34,3 @@ enum Monolith {
         return router
     }
 }
-
-/// What only a monolith can say: the catalogue is in the orders' database,
-/// so an order is priced inside the transaction that stores it. Stage 2
-/// moves the catalogue out, and this line is what it loses.
-extension ProductStore: SameDatabaseCatalogue {}

@@ -5,7 +5,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ShopServer
-import Supervisor
+import Supervision
 
 /// Stage 2: the strangler fig. `stage-2` starts three processes under a
 /// supervisor: the user service, the product service and what is left of
@@ -14,7 +14,7 @@ import Supervisor
 @main
 struct Stage2: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stage-2",
+        commandName: ThisStage.name,
         abstract: "The monolith with users and products extracted into services of their own.",
         subcommands: [Run.self, Serve.self],
         defaultSubcommand: Run.self)
@@ -31,30 +31,32 @@ struct Run: AsyncParsableCommand {
     var productPort: Int?
 
     func run() async throws {
-        ShopLogHandler.bootstrap(service: "stage-2")
-        let logger = Logger(label: "stage-2")
-        let dataDir = try server.resolvedDataDir(stage: "stage-2")
-        Console.line("stage-2 keeps its data in \(dataDir.path) (user/, product/, monolith/)")
+        // Flags and environment, read once, here; everything below is given them.
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server)
+        ShopLogHandler.bootstrap(service: ThisStage.name, settings: settings)
+        let logger = Logger(label: ThisStage.name)
+        let dataDir = try settings.dataFolder(stage: ThisStage.name)
+        Console.line("\(ThisStage.name) keeps its data in \(dataDir.path) (user/, product/, monolith/)")
         // One token secret for the three processes: the user service signs,
         // the others verify. JWT_SECRET if set; otherwise the development
         // secret in the stage's data folder, which each service finds there
         // (also when one is started again by hand).
-        _ = try ShopSettings.load(dataDir: dataDir, logger: logger)
+        _ = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
         let shared: [String: String] = [:]
 
-        try await Supervisor().run { supervisor in
+        try await Supervisor(settings: settings).run { supervisor in
             let user = try await supervisor.start("user", arguments: [
                 "serve", "user", "--host", "127.0.0.1",
-                "--port", String(userPort ?? Environment.int("USER_SERVICE_PORT") ?? 9001),
+                "--port", String(userPort ?? settings.int("USER_SERVICE_PORT") ?? 9001),
                 "--data-dir", dataDir.appendingPathComponent("user").path,
             ], environment: shared)
             let product = try await supervisor.start("product", arguments: [
                 "serve", "product", "--host", "127.0.0.1",
-                "--port", String(productPort ?? Environment.int("PRODUCT_SERVICE_PORT") ?? 9002),
+                "--port", String(productPort ?? settings.int("PRODUCT_SERVICE_PORT") ?? 9002),
                 "--data-dir", dataDir.appendingPathComponent("product").path,
             ], environment: shared)
             _ = try await supervisor.start("monolith", arguments: [
-                "serve", "monolith", "--host", server.resolvedHost(), "--port", String(server.resolvedPort()),
+                "serve", "monolith", "--host", settings.host, "--port", String(settings.port()),
                 "--data-dir", dataDir.appendingPathComponent("monolith").path,
                 "--user-url", user.url, "--product-url", product.url,
             ], environment: shared)
@@ -76,27 +78,28 @@ struct Serve: AsyncParsableCommand {
     var productURL: String?
 
     func run() async throws {
-        let name = service == .monolith ? "stage-2" : "\(service.rawValue)-service"
-        ShopLogHandler.bootstrap(service: name)
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server)
+        let name = service == .monolith ? ThisStage.name : "\(service.rawValue)-service"
+        ShopLogHandler.bootstrap(service: name, settings: settings)
         let logger = Logger(label: name)
-        let dataDir = try server.resolvedDataDir(stage: "stage-2/\(service.rawValue)")
+        let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
         let router: Router<ShopRequestContext>
         let port: Int
         switch service {
         case .user:
-            router = try await UserServiceApp.build(stage: 2, dataDir: dataDir, logger: logger)
-            port = server.resolvedPort(default: 9001)
+            router = try await UserService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
+            port = settings.port(default: 9001)
         case .product:
-            router = try await ProductServiceApp.build(stage: 2, dataDir: dataDir, logger: logger)
-            port = server.resolvedPort(default: 9002)
+            router = try await ProductService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
+            port = settings.port(default: 9002)
         case .monolith:
             router = try await Monolith.build(
-                dataDir: dataDir,
-                userURL: userURL ?? Environment.string("USER_SERVICE_URL") ?? "http://127.0.0.1:9001",
-                productURL: productURL ?? Environment.string("PRODUCT_SERVICE_URL") ?? "http://127.0.0.1:9002",
+                settings: settings, dataDir: dataDir,
+                userURL: userURL ?? settings.string("USER_SERVICE_URL") ?? "http://127.0.0.1:9001",
+                productURL: productURL ?? settings.string("PRODUCT_SERVICE_URL") ?? "http://127.0.0.1:9002",
                 logger: logger)
-            port = server.resolvedPort()
+            port = settings.port()
         }
-        try await ShopServerRunner.run(name: name, router: router, host: server.resolvedHost(), port: port, logger: logger)
+        try await ShopServerRunner.run(name: name, router: router, host: settings.host, port: port, settings: settings, logger: logger)
     }
 }

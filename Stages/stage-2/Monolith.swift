@@ -12,12 +12,12 @@ import Storage
 /// own database, and clients of the two services that took accounts and the
 /// catalogue away. The entry point answers exactly as in stage 1.
 enum Monolith {
-    static func build(dataDir: URL, userURL: String, productURL: String, logger: Logger) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+    static func build(settings: Settings, dataDir: URL, userURL: String, productURL: String, logger: Logger) async throws -> Router<ShopRequestContext> {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
         // The order side's tables only: users and products live in the user and
         // product services' databases, which this process never opens.
         let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
-        let auth = Authenticator(signer: settings.signer)
+        let auth = Authenticator(signer: credentials.signer)
 
         // Every call to a service has a deadline; one that is down answers 503.
         let http = HTTPClient(timeout: .seconds(2))
@@ -26,7 +26,7 @@ enum Monolith {
         let users = UserClient(service: userService)
         let products = ProductClient(service: productService)
         // The order side now prices orders by asking the product service.
-        let checkout = Checkout(db: db, catalogue: products, auth: auth)
+        let checkout = OrderSide(db: db, catalogue: products, auth: auth, settings: settings)
         try await checkout.start(logger: logger)
 
         let router = ShopServerRunner.makeRouter()

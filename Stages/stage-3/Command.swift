@@ -4,11 +4,10 @@ import Catalog
 import Common
 import Discovery
 import Foundation
-import Gateway
 import Hummingbird
 import Logging
 import ShopServer
-import Supervisor
+import Supervision
 
 /// Stage 3: a gateway in front, discovery in etcd. `stage-3` checks that
 /// etcd answers (starting the project's own with `scripts/infra up etcd` if
@@ -18,7 +17,7 @@ import Supervisor
 @main
 struct Stage3: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stage-3",
+        commandName: ThisStage.name,
         abstract: "A gateway and service discovery in front of the user, product and order services.",
         subcommands: [Run.self, Serve.self],
         defaultSubcommand: Run.self)
@@ -29,19 +28,21 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 3 (the default).")
 
     @OptionGroup var server: ServerOptions
-    @OptionGroup var discovery: EtcdOptions
+    @OptionGroup var etcd: EtcdOptions
     @Option(help: "Instances per service, e.g. product=2,user=2 (the order service runs once: its crash recovery assumes it is the only one finishing its orders).")
     var replicas: String = ""
 
     func run() async throws {
-        ShopLogHandler.bootstrap(service: "stage-3")
-        let logger = Logger(label: "stage-3")
-        let dataDir = try server.resolvedDataDir(stage: "stage-3")
-        Console.line("stage-3 keeps its data in \(dataDir.path) (user/, product/, order/)")
-        _ = try ShopSettings.load(dataDir: dataDir, logger: logger)  // the shared development secret, if needed
-        try await EtcdStarter.ensureRunning(discovery.url, logger: logger)
+        // Flags and environment, read once, here; everything below is given them.
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd)
+        ShopLogHandler.bootstrap(service: ThisStage.name, settings: settings)
+        let logger = Logger(label: ThisStage.name)
+        let dataDir = try settings.dataFolder(stage: ThisStage.name)
+        Console.line("\(ThisStage.name) keeps its data in \(dataDir.path) (one folder per service)")
+        _ = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)  // the shared development secret, if needed
+        try await EtcdStarter.ensureRunning(settings.etcdURL, logger: logger)
 
-        var counts = ["user": 1, "product": 1, "order": 1]
+        var counts = Dictionary(uniqueKeysWithValues: APIGateway.services.map { ($0, 1) })
         for item in replicas.split(separator: ",") where !item.isEmpty {
             let parts = item.split(separator: "=")
             guard parts.count == 2, let n = Int(parts[1]), n >= 1, n <= 8, ["user", "product"].contains(String(parts[0])) else {
@@ -49,12 +50,12 @@ struct Run: AsyncParsableCommand {
             }
             counts[String(parts[0])] = n
         }
-        let namespace = Deployment.namespace(stage: 3, dataDir: dataDir)
-        try await Supervisor().run { supervisor in
+        let namespace = Deployment.namespace(stage: ThisStage.number, dataDir: dataDir, settings: settings)
+        Console.line("\(ThisStage.name) registers its services in etcd under /shop/\(namespace)/services/")
+        try await Supervisor(settings: settings).run { supervisor in
             try await supervisor.startBehindGateway(
-                services: ["user", "product", "order"].map { ($0, counts[$0]!) }, dataDir: dataDir,
-                host: server.resolvedHost(), port: server.resolvedPort(),
-                environment: Deployment.environment(namespace: namespace, etcd: discovery.url))
+                services: APIGateway.services.map { ($0, counts[$0]!) }, dataDir: dataDir, host: settings.host, port: settings.port(),
+                environment: Deployment.environment(namespace: namespace, etcd: settings.etcdURL))
         }
     }
 }
@@ -67,30 +68,35 @@ struct Serve: AsyncParsableCommand {
 
     @Argument(help: "user, product, order or gateway") var service: Service
     @OptionGroup var server: ServerOptions
-    @OptionGroup var discovery: EtcdOptions
+    @OptionGroup var etcd: EtcdOptions
 
     func run() async throws {
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd)
         let name = service == .gateway ? "gateway" : "\(service.rawValue)-service"
-        ShopLogHandler.bootstrap(service: name)
+        ShopLogHandler.bootstrap(service: name, settings: settings)
         let logger = Logger(label: name)
-        let dataDir = try server.resolvedDataDir(stage: "stage-3/\(service.rawValue)")
-        let etcd = EtcdClient(url: discovery.url)
-        let host = server.resolvedHost()
+        let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
         // Started by hand, a service joins the deployment its folder is in.
-        setenv("DISCOVERY_NAMESPACE", Deployment.namespace(stage: 3, serviceDataDir: dataDir), 1)
+        let registry = ServiceRegistry(
+            etcd: EtcdClient(url: settings.etcdURL),
+            namespace: Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings),
+            leaseTTL: settings.discoveryTTLSeconds)
+        let router: Router<ShopRequestContext>
         switch service {
         case .gateway:
-            let router = try await Gateway.build(stage: 3, layout: .stage3, dataDir: dataDir, etcd: etcd, logger: logger)
-            try await ShopServerRunner.run(name: name, router: router, host: host, port: server.resolvedPort(), logger: logger)
-        case .user, .product, .order:
-            let router = switch service {
-            case .user: try await UserServiceApp.build(stage: 3, dataDir: dataDir, logger: logger)
-            case .product: try await ProductServiceApp.build(stage: 3, dataDir: dataDir, logger: logger)
-            default: try await OrderService.build(stage: 3, dataDir: dataDir, etcd: etcd, logger: logger)
-            }
-            // A port the system picks; callers find it in etcd.
-            try await RegisteredServer.run(
-                service: service.rawValue, router: router, host: host, port: server.port ?? 0, etcd: etcd, logger: logger)
+            let router = try await APIGateway.build(settings: settings, dataDir: dataDir, registry: registry, logger: logger)
+            try await ShopServerRunner.run(name: name, router: router, host: settings.host, port: settings.port(), settings: settings, logger: logger)
+            return
+        case .user:
+            router = try await UserService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
+        case .product:
+            router = try await ProductService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
+        case .order:
+            router = try await OrderService.build(settings: settings, dataDir: dataDir, registry: registry, logger: logger)
         }
+        // A port the system picks; callers find it in etcd.
+        try await RegisteredServer.run(
+            service: service.rawValue, router: router, host: settings.host, port: settings.port ?? 0, registry: registry,
+            settings: settings, logger: logger)
     }
 }

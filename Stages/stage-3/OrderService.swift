@@ -2,7 +2,6 @@ import Auth
 import Checkout
 import Common
 import Discovery
-import Gateway
 import Foundation
 import Hummingbird
 import Logging
@@ -15,15 +14,14 @@ import Storage
 /// gateway. It no longer answers for accounts or the catalogue; it asks
 /// the product service (through discovery) to price an order.
 enum OrderService {
-    static func build(stage: Int, dataDir: URL, etcd: EtcdClient, logger: Logger) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
+    static func build(settings: Settings, dataDir: URL, registry: ServiceRegistry, logger: Logger) async throws -> Router<ShopRequestContext> {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
         // The order side's tables only: users and products live in the user and
         // product services' databases, which this process never opens.
         let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
-        let auth = Authenticator(signer: settings.signer)
-        let directory = ServiceDirectory(etcd: etcd)
-        let products = DiscoveredCatalogue(service: DiscoveredService("product", directory: directory, http: HTTPClient(timeout: .seconds(2))))
-        let checkout = Checkout(db: db, catalogue: products, auth: auth)
+        let auth = Authenticator(signer: credentials.signer)
+        let products = ProductClient(service: DiscoveredService("product", directory: ServiceDirectory(registry), http: HTTPClient(timeout: .seconds(2))))
+        let checkout = OrderSide(db: db, catalogue: products, auth: auth, settings: settings)
         try await checkout.start(logger: logger)
 
         let router = ShopServerRunner.makeRouter()
@@ -46,7 +44,7 @@ enum OrderService {
         }
         router.get("/health") { _, _ in
             let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
-            let health = API.Health(stage: stage, services: ["order": .up, "database": database ? .up : .down])
+            let health = API.Health(stage: ThisStage.number, services: ["order": .up, "database": database ? .up : .down])
             return Reply.json(health, status: health.isHealthy ? .ok : .serviceUnavailable)
         }
         return router

@@ -4,13 +4,12 @@ import Catalog
 import Common
 import Discovery
 import Foundation
-import Gateway
 import Hummingbird
 import Logging
 import Messaging
 import ServiceLifecycle
 import ShopServer
-import Supervisor
+import Supervision
 
 /// Stage 4: RabbitMQ between the services. `stage-4` makes sure etcd and
 /// RabbitMQ answer (starting the project's own when their addresses are
@@ -20,7 +19,7 @@ import Supervisor
 @main
 struct Stage4: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stage-4",
+        commandName: ThisStage.name,
         abstract: "Asynchronous order processing over RabbitMQ: outbox, idempotent consumers, retries and dead letters.",
         subcommands: [Run.self, Serve.self],
         defaultSubcommand: Run.self)
@@ -31,26 +30,27 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 4 (the default).")
 
     @OptionGroup var server: ServerOptions
-    @OptionGroup var discovery: EtcdOptions
-    @OptionGroup var broker: AMQPOptions
-
-    static let services = ["user", "product", "order", "inventory", "payment", "notification", "deadletter"]
+    @OptionGroup var etcd: EtcdOptions
+    @OptionGroup var amqp: AMQPOptions
 
     func run() async throws {
-        ShopLogHandler.bootstrap(service: "stage-4")
-        let logger = Logger(label: "stage-4")
-        let dataDir = try server.resolvedDataDir(stage: "stage-4")
-        Console.line("stage-4 keeps its data in \(dataDir.path) (one folder per service)")
-        _ = try ShopSettings.load(dataDir: dataDir, logger: logger)  // the shared development secret, if needed
-        try await EtcdStarter.ensureRunning(discovery.url, logger: logger)
-        try await Broker.ensureRunning(broker.url, logger: logger)
+        // Flags and environment, read once, here; everything below is given them.
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd, amqp: amqp)
+        ShopLogHandler.bootstrap(service: ThisStage.name, settings: settings)
+        let logger = Logger(label: ThisStage.name)
+        let dataDir = try settings.dataFolder(stage: ThisStage.name)
+        Console.line("\(ThisStage.name) keeps its data in \(dataDir.path) (one folder per service)")
+        _ = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)  // the shared development secret, if needed
+        try await EtcdStarter.ensureRunning(settings.etcdURL, logger: logger)
+        try await Broker.ensureRunning(settings.amqpURL, logger: logger)
 
-        let namespace = Deployment.namespace(stage: 4, dataDir: dataDir)
-        Console.line("stage-4 queues are named \(namespace).<queue> (rabbitmqctl list_queues name messages)")
-        try await Supervisor(nameWidth: 12).run { supervisor in
+        let namespace = Deployment.namespace(stage: ThisStage.number, dataDir: dataDir, settings: settings)
+        Console.line("\(ThisStage.name) registers its services in etcd under /shop/\(namespace)/services/")
+        Console.line("\(ThisStage.name) queues are named \(namespace).<queue> (rabbitmqctl list_queues name messages)")
+        try await Supervisor(settings: settings, nameWidth: 12).run { supervisor in
             try await supervisor.startBehindGateway(
-                services: Self.services.map { ($0, 1) }, dataDir: dataDir, host: server.resolvedHost(), port: server.resolvedPort(),
-                environment: Deployment.environment(namespace: namespace, etcd: discovery.url, amqp: broker.url))
+                services: APIGateway.services.map { ($0, 1) }, dataDir: dataDir, host: settings.host, port: settings.port(),
+                environment: Deployment.environment(namespace: namespace, etcd: settings.etcdURL, amqp: settings.amqpURL))
         }
     }
 }
@@ -65,48 +65,47 @@ struct Serve: AsyncParsableCommand {
 
     @Argument(help: "user, product, order, inventory, payment, notification, deadletter or gateway") var service: Service
     @OptionGroup var server: ServerOptions
-    @OptionGroup var discovery: EtcdOptions
-    @OptionGroup var broker: AMQPOptions
+    @OptionGroup var etcd: EtcdOptions
+    @OptionGroup var amqp: AMQPOptions
 
     func run() async throws {
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd, amqp: amqp)
         let name = service == .gateway ? "gateway" : "\(service.rawValue)-service"
-        ShopLogHandler.bootstrap(service: name)
+        ShopLogHandler.bootstrap(service: name, settings: settings)
         let logger = Logger(label: name)
-        let dataDir = try server.resolvedDataDir(stage: "stage-4/\(service.rawValue)")
-        let etcd = EtcdClient(url: discovery.url)
-        let host = server.resolvedHost()
+        let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
         // Started by hand, a service joins the deployment its folder is in.
-        let namespace = Deployment.namespace(stage: 4, serviceDataDir: dataDir)
-        setenv("DISCOVERY_NAMESPACE", namespace, 1)
+        let namespace = Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings)
+        let registry = ServiceRegistry(etcd: EtcdClient(url: settings.etcdURL), namespace: namespace, leaseTTL: settings.discoveryTTLSeconds)
         func messaging() throws -> ServiceMessaging {
-            try ServiceMessaging(service: service.rawValue, namespace: namespace, url: broker.url, logger: logger)
+            try ServiceMessaging(service: service.rawValue, namespace: namespace, settings: settings, logger: logger)
         }
 
         let router: Router<ShopRequestContext>
         var services: [any ServiceLifecycle.Service] = []
         switch service {
         case .gateway:
-            let router = try await Gateway.build(stage: 4, layout: .stage4, dataDir: dataDir, etcd: etcd, logger: logger)
-            try await ShopServerRunner.run(name: name, router: router, host: host, port: server.resolvedPort(), logger: logger)
+            let router = try await APIGateway.build(settings: settings, dataDir: dataDir, registry: registry, logger: logger)
+            try await ShopServerRunner.run(name: name, router: router, host: settings.host, port: settings.port(), settings: settings, logger: logger)
             return
         case .user:
-            (router, services) = try await UserApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), logger: logger)
+            (router, services) = try await UserService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
         case .product:
-            router = try await ProductServiceApp.build(stage: 4, dataDir: dataDir, logger: logger)
+            router = try await ProductService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
         case .order:
-            (router, services) = try OrderApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), etcd: etcd, logger: logger)
+            (router, services) = try OrderService.build(settings: settings, dataDir: dataDir, messaging: messaging(), registry: registry, logger: logger)
         case .inventory:
-            (router, services) = try InventoryApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), logger: logger)
+            (router, services) = try InventoryService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
         case .payment:
-            (router, services) = try PaymentApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), logger: logger)
+            (router, services) = try PaymentService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
         case .notification:
-            (router, services) = try NotificationApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), logger: logger)
+            (router, services) = try NotificationService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
         case .deadletter:
-            (router, services) = try DeadLetterApp.build(stage: 4, dataDir: dataDir, messaging: messaging(), logger: logger)
+            (router, services) = try DeadLetterService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
         }
         // A port the system picks; callers find it in etcd.
         try await RegisteredServer.run(
-            service: service.rawValue, router: router, host: host, port: server.port ?? 0, etcd: etcd,
-            services: services, logger: logger)
+            service: service.rawValue, router: router, host: settings.host, port: settings.port ?? 0, registry: registry,
+            settings: settings, services: services, logger: logger)
     }
 }

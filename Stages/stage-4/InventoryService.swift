@@ -2,7 +2,7 @@ import Auth
 import Checkout
 import Common
 import Foundation
-import Gateway
+import GRDB
 import Hummingbird
 import Logging
 import Messaging
@@ -15,23 +15,12 @@ import Storage
 /// when the order service asks (`stock.release`): the same all-or-nothing
 /// movements as the monolith's, now each in its own transaction, started by
 /// a message.
-enum InventoryApp {
-    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let auth = Authenticator(signer: settings.signer)
-        let db = try openServiceDatabase(dataDir.appendingPathComponent("inventory.sqlite"), tables: CheckoutSchema.inventory + """
-            -- What each order holds, so that confirming or releasing it later
-            -- moves exactly these units, once. state: reserved → sold | released;
-            -- sold → returned (a confirmed order cancelled); rejected (out of stock).
-            CREATE TABLE reservations (
-                orderId TEXT NOT NULL,
-                productId TEXT NOT NULL,
-                quantity INTEGER NOT NULL,
-                state TEXT NOT NULL,
-                PRIMARY KEY (orderId, productId)
-            ) WITHOUT ROWID;
-            """, name: "inventory v1")
-        let inventory = InventoryService(db: db)
+enum InventoryService {
+    static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let auth = Authenticator(signer: credentials.signer)
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("inventory.sqlite"), migrations: migrations)
+        let inventory = Stock(db: db)
         let relay = messaging.relay(for: db)
 
         let consumer = messaging.consumer("inventory", handlers: [
@@ -90,9 +79,32 @@ enum InventoryApp {
             try await inventory.create(productId: body.productId, initialStock: Validate.initialStock(body.initialStock))
             return Reply.json([String: String]())
         }
-        router.addServiceHealth(stage: stage, name: "inventory", db: db, messaging: messaging)
+        router.addServiceHealth(stage: ThisStage.number, name: "inventory", db: db, messaging: messaging)
         return (router, [messaging.client, relay, consumer, messaging.pruner(for: db)])
     }
+
+    /// The stock table as the monolith had it, and what each order holds.
+    static let migrations = [
+        Migration("inventory v1", sql: """
+            -- The CHECKs are the last line of defence against overselling: even a
+            -- bug in the code cannot drive stock below zero.
+            CREATE TABLE inventory (
+                productId TEXT PRIMARY KEY,
+                available INTEGER NOT NULL CHECK (available >= 0),
+                reserved INTEGER NOT NULL CHECK (reserved >= 0)
+            ) WITHOUT ROWID;
+            -- What each order holds, so that confirming or releasing it later
+            -- moves exactly these units, once. state: reserved → sold | released;
+            -- sold → returned (a confirmed order cancelled); rejected (out of stock).
+            CREATE TABLE reservations (
+                orderId TEXT NOT NULL,
+                productId TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                PRIMARY KEY (orderId, productId)
+            ) WITHOUT ROWID;
+            """),
+    ]
 
     static func reservation(_ orderId: String, in state: String, _ db: Database) throws -> [Line] {
         try Row.fetchAll(db.cachedStatement(sql: "SELECT productId, quantity FROM reservations WHERE orderId = ? AND state = ?"),

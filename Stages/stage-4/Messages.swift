@@ -57,11 +57,11 @@ enum Stage4Topology {
 
     /// 200 ms, 1 s, 5 s: the card that fails twice is approved on its third
     /// attempt, 1.2 s after the first. `RETRY_DELAYS_MS` changes the steps.
-    static func make(namespace: String) -> MessageTopology {
+    static func make(namespace: String, settings: Settings) -> MessageTopology {
         MessageTopology(
             namespace: namespace, queues: queues,
             retryDelays: MessageTopology.retryDelays(
-                fromEnvironment: Environment.string("RETRY_DELAYS_MS"),
+                parsing: settings.retryDelaysMilliseconds,
                 default: [.milliseconds(200), .seconds(1), .seconds(5)]))
     }
 }

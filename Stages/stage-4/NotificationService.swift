@@ -2,6 +2,7 @@ import Auth
 import Checkout
 import Common
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import Messaging
@@ -18,19 +19,12 @@ import Storage
 /// order service is never asked). An outcome that arrives before it (only
 /// possible when `order.created` was sent down the retry ladder here) fails
 /// as transient and is tried again after it.
-enum NotificationApp {
-    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let auth = Authenticator(signer: settings.signer)
-        let db = try openServiceDatabase(dataDir.appendingPathComponent("notifications.sqlite"), tables: CheckoutSchema.notifications + """
-            CREATE TABLE recipients (
-                orderId TEXT PRIMARY KEY,
-                userId TEXT NOT NULL,
-                email TEXT NOT NULL,
-                name TEXT NOT NULL
-            ) WITHOUT ROWID;
-            """, name: "notifications v1")
-        let notifications = NotificationService(db: db)
+enum NotificationService {
+    static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let auth = Authenticator(signer: credentials.signer)
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("notifications.sqlite"), migrations: migrations)
+        let notifications = Notifications(db: db)
 
         func about(_ kind: API.NotificationKind) -> MessageConsumer.Handler {
             { message in
@@ -67,7 +61,32 @@ enum NotificationApp {
 
         let router = ShopServerRunner.makeRouter()
         router.addNotificationRoutes(notifications, auth: auth)
-        router.addServiceHealth(stage: stage, name: "notification", db: db, messaging: messaging)
+        router.addServiceHealth(stage: ThisStage.number, name: "notification", db: db, messaging: messaging)
         return (router, [messaging.client, consumer, messaging.pruner(for: db)])
     }
+
+    /// The monolith's notifications table, and who placed each order (from
+    /// `order.created`), so that later messages need carry only the order id.
+    static let migrations = [
+        Migration("notifications v1", sql: """
+            CREATE TABLE notifications (
+                id TEXT PRIMARY KEY,
+                userId TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                orderId TEXT,
+                channel TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                createdAt INTEGER NOT NULL
+            );
+            -- Exactly one notification of a kind per order (per user for welcome).
+            CREATE UNIQUE INDEX one_notification_per_kind ON notifications(userId, kind, ifnull(orderId, ''));
+            CREATE TABLE recipients (
+                orderId TEXT PRIMARY KEY,
+                userId TEXT NOT NULL,
+                email TEXT NOT NULL,
+                name TEXT NOT NULL
+            ) WITHOUT ROWID;
+            """),
+    ]
 }

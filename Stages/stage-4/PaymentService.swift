@@ -16,11 +16,10 @@ import Storage
 /// request: the handler throws, and the message goes down the retry ladder
 /// (`payment.retry.1`, 2, 3: 200 ms, 1 s, 5 s), then comes back with its
 /// attempt number, which is what the simulated processor keys on.
-enum PaymentApp {
-    static func build(stage: Int, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
-        let db = try openServiceDatabase(
-            dataDir.appendingPathComponent("payments.sqlite"), tables: CheckoutSchema.payments(referencingOrders: false), name: "payments v1")
-        let payments = PaymentService(retry: .inline)
+enum PaymentService {
+    static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("payments.sqlite"), migrations: migrations)
+        let payments = Payments(retry: .inline)
         let relay = messaging.relay(for: db)
 
         let consumer = messaging.consumer("payment", handlers: [
@@ -68,7 +67,27 @@ enum PaymentApp {
         ])
 
         let router = ShopServerRunner.makeRouter()
-        router.addServiceHealth(stage: stage, name: "payment", db: db, messaging: messaging)
+        router.addServiceHealth(stage: ThisStage.number, name: "payment", db: db, messaging: messaging)
         return (router, [messaging.client, relay, consumer, messaging.pruner(for: db)])
     }
+
+    /// The monolith's payments table, without its foreign key: the orders
+    /// are in another service's database now.
+    static let migrations = [
+        Migration("payments v1", sql: """
+            -- One row per money movement. UNIQUE(orderId, kind): an order is
+            -- charged at most once and refunded at most once, whatever retries
+            -- or redelivers it.
+            CREATE TABLE payments (
+                id TEXT PRIMARY KEY,
+                orderId TEXT NOT NULL,
+                kind TEXT NOT NULL,                     -- charge | refund
+                outcome TEXT NOT NULL,                  -- captured | declined | refunded
+                amountCents INTEGER NOT NULL,
+                attempts INTEGER NOT NULL,
+                createdAt INTEGER NOT NULL,
+                UNIQUE (orderId, kind)
+            ) WITHOUT ROWID;
+            """),
+    ]
 }

@@ -1,6 +1,7 @@
 import AMQP
 import Common
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import Messaging
@@ -14,21 +15,23 @@ import Storage
 struct ServiceMessaging {
     let topology: MessageTopology
     let client: RabbitClient
+    let settings: Settings
     let logger: Logger
 
-    init(service: String, namespace: String, url: String, logger: Logger) throws {
-        topology = Stage4Topology.make(namespace: namespace)
-        client = try Broker.client(url: url, name: "\(namespace) \(service)", topology: topology, logger: logger)
+    init(service: String, namespace: String, settings: Settings, logger: Logger) throws {
+        topology = Stage4Topology.make(namespace: namespace, settings: settings)
+        client = try Broker.client(url: settings.amqpURL, name: "\(namespace) \(service)", topology: topology, logger: logger)
+        self.settings = settings
         self.logger = logger
     }
 
-    func relay(for db: DatabasePool) -> OutboxRelay {
-        OutboxRelay(db: db, client: client, exchange: topology.exchange, logger: logger)
+    func relay(for db: any DatabaseWriter) -> OutboxRelay {
+        OutboxRelay(db: db, destination: RabbitDestination(client: client, exchange: topology.exchange), logger: logger)
     }
 
     /// Forgets the ids of messages handled long ago (`INBOX_RETENTION_HOURS`).
-    func pruner(for db: DatabasePool) -> InboxPruner {
-        InboxPruner(db: db, logger: logger)
+    func pruner(for db: any DatabaseWriter) -> InboxPruner {
+        InboxPruner(db: db, retention: settings.inboxRetention, logger: logger)
     }
 
     func consumer(_ queue: String, handlers: [String: MessageConsumer.Handler]) -> MessageConsumer {
@@ -41,18 +44,15 @@ struct ServiceMessaging {
 }
 
 /// A service's database with the outbox and inbox tables beside its own.
-func openServiceDatabase(_ url: URL, tables: String, name: String) throws -> DatabasePool {
-    var migrator = DatabaseMigrator()
-    migrator.registerMigration(name) { db in try db.execute(sql: tables) }
-    MessagingSchema.register(in: &migrator)
-    return try SQLiteStore.openPool(at: url, migrator: migrator)
+func openServiceDatabase(_ url: URL, migrations: [Migration]) throws -> DatabasePool {
+    try SQLiteStore.openPool(at: url, migrations: migrations + MessagingSchema.migrations)
 }
 
 extension Router where Context == ShopRequestContext {
     /// `GET /health`: the database answers; RabbitMQ is reported, but a
     /// broker that is away does not make the service unhealthy (its outbox
     /// keeps what it cannot send yet).
-    func addServiceHealth(stage: Int, name: String, db: DatabasePool, messaging: ServiceMessaging) {
+    func addServiceHealth(stage: Int, name: String, db: any DatabaseWriter, messaging: ServiceMessaging) {
         get("/health") { _, _ in
             let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
             var services: [String: API.ServiceState] = [name: .up, "database": database ? .up : .down]

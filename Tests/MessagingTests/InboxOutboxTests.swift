@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 @testable import Messaging
 import Storage
 import Testing
@@ -11,7 +12,7 @@ struct InboxOutboxTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("inbox-\(UUID().uuidString).sqlite")
         var migrator = DatabaseMigrator()
         migrator.registerMigration("effects") { db in try db.execute(sql: "CREATE TABLE effects (n INTEGER NOT NULL)") }
-        MessagingSchema.register(in: &migrator)
+        migrator.register(MessagingSchema.migrations)
         return try SQLiteStore.openPool(at: url, migrator: migrator)
     }
 
@@ -118,9 +119,9 @@ struct InboxOutboxTests {
         #expect(topology.retryQueue("payment", step: 2) == "ns.payment.retry.2" && topology.deadLetterQueue == "ns.dead-letters")
         #expect(topology.maxAttempts == 3)
         let fallback: [Duration] = [.seconds(9)]
-        #expect(MessageTopology.retryDelays(fromEnvironment: "100, 2000", default: fallback) == [.milliseconds(100), .milliseconds(2000)])
-        #expect(MessageTopology.retryDelays(fromEnvironment: nil, default: fallback) == fallback)
-        #expect(MessageTopology.retryDelays(fromEnvironment: "100,soon", default: fallback) == fallback)
-        #expect(MessageTopology.retryDelays(fromEnvironment: "-5", default: fallback) == fallback)
+        #expect(MessageTopology.retryDelays(parsing: "100, 2000", default: fallback) == [.milliseconds(100), .milliseconds(2000)])
+        #expect(MessageTopology.retryDelays(parsing: nil, default: fallback) == fallback)
+        #expect(MessageTopology.retryDelays(parsing: "100,soon", default: fallback) == fallback)
+        #expect(MessageTopology.retryDelays(parsing: "-5", default: fallback) == fallback)
     }
 }

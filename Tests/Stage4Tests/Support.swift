@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import GRDB
 import ShopClient
 import Storage
 import TestSupport

@@ -8,7 +8,7 @@ import ShopServer
 /// the concern, and shape the answer. No business rule lives here.
 struct AccountController: AccountEndpoints {
     let accounts: AccountStore
-    let checkout: Checkout
+    let checkout: OrderSide
     let auth: Authenticator
 
     /// The account and its welcome email in one transaction: both or

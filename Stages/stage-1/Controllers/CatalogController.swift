@@ -6,7 +6,7 @@ import ShopServer
 
 struct CatalogController: CatalogueEndpoints {
     let products: ProductStore
-    let inventory: InventoryService
+    let inventory: Stock
     let auth: Authenticator
 
     func list(_ request: Request, context: ShopRequestContext) async throws -> Response {

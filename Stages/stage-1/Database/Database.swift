@@ -2,6 +2,7 @@ import Accounts
 import Catalog
 import Checkout
 import Foundation
+import GRDB
 import Storage
 
 /// The monolith's one database: every table of every concern in one SQLite
@@ -11,10 +12,12 @@ import Storage
 /// own service's database.
 enum ShopDatabase {
     static func open(at url: URL) throws -> DatabasePool {
-        var migrator = DatabaseMigrator()
-        AccountsSchema.register(in: &migrator)   // users
-        CatalogSchema.register(in: &migrator)    // products
-        CheckoutSchema.register(in: &migrator)   // orders, stock, payments, notifications, invoices
-        return try SQLiteStore.openPool(at: url, migrator: migrator)
+        try SQLiteStore.openPool(at: url, migrations: migrations)
+    }
+
+    /// Each concern's migrations, in one file: users, products, then the
+    /// order side (orders, stock, payments, notifications, invoices).
+    static var migrations: [Migration] {
+        AccountsSchema.migrations + CatalogSchema.migrations + CheckoutSchema.migrations
     }
 }

@@ -5,7 +5,7 @@ import ShopServer
 /// Every URL of the contract, and what answers it. Read this file first: it
 /// is the monolith's table of contents.
 enum Routes {
-    static func register(on router: Router<ShopRequestContext>, _ c: Controllers, checkout: Checkout) {
+    static func register(on router: Router<ShopRequestContext>, _ c: Controllers, checkout: OrderSide) {
         // Accounts: answered from this process's own tables.
         router.addAccountRoutes(c.accounts)
         // Catalogue: answered from this process's own tables.

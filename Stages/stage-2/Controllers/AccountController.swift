@@ -6,7 +6,7 @@ import ShopServer
 /// Accounts now live in the user service; this controller asks it.
 struct AccountController: AccountEndpoints {
     let users: UserClient
-    let checkout: Checkout
+    let checkout: OrderSide
     let auth: Authenticator
 
     /// The user service creates the account; the welcome email is written

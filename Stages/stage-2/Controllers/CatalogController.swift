@@ -6,7 +6,7 @@ import ShopServer
 /// The catalogue now lives in the product service; stock stays here.
 struct CatalogController: CatalogueEndpoints {
     let products: ProductClient
-    let inventory: InventoryService
+    let inventory: Stock
     let auth: Authenticator
 
     func list(_ request: Request, context: ShopRequestContext) async throws -> Response {

@@ -1,11 +1,12 @@
 import Common
+import GRDB
 import Hummingbird
 import ShopClient
 import ShopServer
 import Storage
 
 struct HealthController: Sendable {
-    let db: DatabasePool
+    let db: any DatabaseWriter
     let users: ServiceClient
     let products: ServiceClient
 
@@ -15,7 +16,7 @@ struct HealthController: Sendable {
         async let user = users.isHealthy()
         async let product = products.isHealthy()
         let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
-        let health = API.Health(stage: 2, services: [
+        let health = API.Health(stage: ThisStage.number, services: [
             "monolith": .up, "database": database ? .up : .down,
             "user": await user ? .up : .down, "product": await product ? .up : .down,
         ])

@@ -6,7 +6,7 @@ import ShopServer
 /// stage 1 (the entry point has not moved), but accounts and the catalogue
 /// are now answered by asking the user and product services.
 enum Routes {
-    static func register(on router: Router<ShopRequestContext>, _ c: Controllers, checkout: Checkout) {
+    static func register(on router: Router<ShopRequestContext>, _ c: Controllers, checkout: OrderSide) {
         // Accounts: answered by the user service (UserClient).
         router.addAccountRoutes(c.accounts)
         // Catalogue: answered by the product service (ProductClient); stock stays here.

@@ -2,9 +2,9 @@ import Auth
 import Foundation
 import Logging
 
-/// Settings that are the same for every stage: the token secret, the first
-/// administrator, the bcrypt cost. All come from the environment.
-public struct ShopSettings: Sendable {
+/// What signs and checks tokens, and who the first administrator is: the
+/// same at every stage, made from the process's `Settings` at start.
+public struct Credentials: Sendable {
     public let jwtSecret: String
     public let tokenLifetimeSeconds: Int
     public let adminEmail: String
@@ -26,13 +26,12 @@ public struct ShopSettings: Sendable {
     public static let defaultAdminEmail = "admin@shop.local"
     public static let defaultAdminPassword = "admin-password"
 
-    /// Reads the environment. `JWT_SECRET` unset means a development secret:
-    /// generated once, kept in the data folder (so tokens survive a
-    /// restart), and announced with a warning, because it must never reach
-    /// production.
-    public static func load(dataDir: URL, logger: Logger) throws -> ShopSettings {
+    /// `JWT_SECRET` unset means a development secret: generated once, kept
+    /// in the data folder (so tokens survive a restart), and announced with
+    /// a warning, because it must never reach production.
+    public static func load(dataDir: URL, settings: Settings, logger: Logger) throws -> Credentials {
         let secret: String
-        if let fromEnv = Environment.string("JWT_SECRET") {
+        if let fromEnv = settings.jwtSecret {
             secret = fromEnv
         } else {
             var file = dataDir.appendingPathComponent("dev-jwt-secret")
@@ -52,16 +51,15 @@ public struct ShopSettings: Sendable {
             }
             logger.warning("JWT_SECRET is not set: using a generated development secret", metadata: ["file": .string(file.path)])
         }
-        let adminPassword = Environment.string("ADMIN_PASSWORD") ?? defaultAdminPassword
-        if adminPassword == defaultAdminPassword {
+        if settings.adminPassword == defaultAdminPassword {
             logger.warning("the administrator uses the default password: set ADMIN_PASSWORD")
         }
-        return ShopSettings(
+        return Credentials(
             jwtSecret: secret,
-            tokenLifetimeSeconds: Environment.int("TOKEN_LIFETIME_SECONDS") ?? 3600,
-            adminEmail: Environment.string("ADMIN_EMAIL") ?? defaultAdminEmail,
-            adminPassword: adminPassword,
-            bcryptCost: UInt8(clamping: Environment.int("BCRYPT_COST") ?? 10))
+            tokenLifetimeSeconds: settings.tokenLifetimeSeconds,
+            adminEmail: settings.adminEmail,
+            adminPassword: settings.adminPassword,
+            bcryptCost: settings.bcryptCost)
     }
 
     public var hasher: PasswordHasher { PasswordHasher(cost: bcryptCost) }

@@ -1,12 +1,13 @@
 import Common
+import GRDB
 import Storage
 
 /// The sales report, straight from the order tables. In the monolith a
 /// report is one SQL query; stage 7 has to build it from a stream.
-public struct ReportService: Sendable {
-    let db: DatabasePool
+public struct Reports: Sendable {
+    let db: any DatabaseWriter
 
-    public init(db: DatabasePool) { self.db = db }
+    public init(db: any DatabaseWriter) { self.db = db }
 
     public func sales() async throws -> API.SalesReport {
         try await db.read { db in

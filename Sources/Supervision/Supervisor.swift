@@ -23,10 +23,13 @@ public final class Supervisor: @unchecked Sendable {
     private var processes: [(name: String, process: Process, lifeline: Pipe)] = []
     private var stopping = false
     private let nameWidth: Int
+    /// Whether our own parent holds a lifeline on our stdin (the tests do).
+    private let watchParent: Bool
     let executable: URL
 
-    public init(nameWidth: Int = 10) {
+    public init(settings: Settings, nameWidth: Int = 10) {
         self.nameWidth = nameWidth
+        self.watchParent = settings.exitWhenParentExits
         // /proc/self/exe is this very binary, however it was started.
         let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         self.executable = URL(fileURLWithPath: path)
@@ -116,7 +119,7 @@ public final class Supervisor: @unchecked Sendable {
             source.resume()
             sources.append(source)
         }
-        if Lifeline.isRequested {
+        if watchParent {
             Thread {
                 var byte: UInt8 = 0
                 while read(STDIN_FILENO, &byte, 1) > 0 {}

@@ -1,12 +1,16 @@
 import Auth
+import Catalog
+import Checkout
 import Common
 import Foundation
-import Storage
+import GRDB
 import Logging
+import Storage
 
-/// Placing, reading, cancelling and shipping orders: the whole checkout,
-/// synchronously, in the customer's request. Stages 1 to 3 run it in-process;
-/// stage 4 takes it apart into services that exchange messages.
+/// Placing, cancelling and shipping orders: the whole checkout,
+/// synchronously, in the customer's request. Stages 1 to 3 run it in one
+/// process; stage 4 replaces this file with a saga between services that
+/// exchange messages (`scripts/diff-stages 3 4`).
 ///
 /// One order goes through two transactions of the one database:
 ///   1. insert the order, reserve its stock (or cancel it: out of stock);
@@ -22,14 +26,14 @@ import Logging
 /// each is still a transaction of its own for everything it reads and
 /// writes, but the orders of concurrent customers share a commit, which is
 /// what lets one SQLite writer keep up with many of them.
-public struct OrderService: OrderCommands {
-    let db: DatabasePool
+public struct OrderFlow: OrderCommands {
+    let db: any DatabaseWriter
     let writer: GroupCommit
-    let catalogue: any Catalogue
-    let inventory: InventoryService
-    let payments: PaymentService
-    let notifications: NotificationService
-    let invoices: InvoiceService
+    let catalogue: ProductStore
+    let inventory: Stock
+    let payments: Payments
+    let notifications: Notifications
+    let invoices: Invoices
     let queries: OrderQueries
 
     public typealias Placement = OrderQueries.Placement
@@ -42,17 +46,11 @@ public struct OrderService: OrderCommands {
             return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
         // Prices and names are copied into the order now: a later change in
-        // the catalogue cannot alter it. A catalogue in this database (the
-        // monolith) is read inside transaction 1; another service's is asked
-        // before it.
+        // the catalogue cannot alter it. The catalogue is in this database,
+        // so it is read inside transaction 1: the prices copied are those of
+        // the same moment, and no other call is made. Stage 2 moves the
+        // catalogue into a service of its own, and loses this.
         let productIds = valid.lines.map(\.productId)
-        let products: @Sendable (Database) throws -> [String: API.Product]
-        if let sameDatabase = catalogue as? any SameDatabaseCatalogue {
-            products = { db in try sameDatabase.products(ids: productIds, in: db) }
-        } else {
-            let fetched = try await catalogue.products(ids: productIds)
-            products = { _ in fetched }
-        }
         let orderId = ID.make(ID.order)
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
@@ -63,7 +61,7 @@ public struct OrderService: OrderCommands {
         let placed: API.Order
         do {
             placed = try await writer.write { [inventory, notifications] db in
-                let items = try Pricing.price(valid, catalogue: try products(db))
+                let items = try Pricing.price(valid, catalogue: try catalogue.products(ids: productIds, in: db))
                 let now = Timestamp.now()
                 var order = OrderRecord(
                     id: orderId, userId: principal.userId, status: .pending, cancelReason: nil,

@@ -2,50 +2,36 @@ import Auth
 import Common
 import Discovery
 import Foundation
+import Gateway
 import Hummingbird
 import Logging
-import ShopClient
 import ShopServer
 
-/// The answers the gateway composes from several services.
+/// The answers the gateway composes from several services: what the
+/// monolith did in one transaction, now a sequence of calls.
 struct Composition: Sendable {
-    let services: [String: DiscoveredService]
-    let layout: GatewayLayout
+    let edge: GatewayEdge
     let signer: TokenSigner
     let logger: Logger
 
-    var users: DiscoveredService { services["user"]! }
-    var products: DiscoveredService { services["product"]! }
-    var orders: DiscoveredService { services["order"]! }
+    var users: DiscoveredService { edge.services["user"]! }
+    var orders: DiscoveredService { edge.services["order"]! }
+    var products: DiscoveredService { edge.services["product"]! }
+    /// Who keeps notifications and stock: services of their own now.
+    var notifications: DiscoveredService { edge.services["notification"]! }
+    var inventory: DiscoveredService { edge.services["inventory"]! }
 
     /// `/users/me/summary`: the user, the five newest orders and the
     /// notification count, asked of two services at the same time.
     func summary(token: String, context: ShopRequestContext) async throws -> Response {
         async let user: API.User = users.get("/users/me", token: token, requestId: context.requestId)
         async let recent: API.OrderList = orders.get("/orders?limit=5", token: token, requestId: context.requestId)
-        async let notifications: API.ItemList<API.Notification> = services[layout.notifications]!.get("/notifications", token: token, requestId: context.requestId)
-        return Reply.json(API.UserSummary(user: try await user, recentOrders: try await recent.items, notifications: try await notifications.items.count))
-    }
-
-    /// The user service creates the account. In stage 3 the order service
-    /// then writes the welcome email, and no transaction spans the two: if
-    /// the second call keeps failing, the account exists without its email,
-    /// and the log says so. Stage 4 closes that gap with a message written in
-    /// the account's own transaction (the outbox), so the gateway only forwards.
-    func signUp(_ request: Request, context: ShopRequestContext) async throws -> Response {
-        var request = request
-        let body = try await request.decodeJSON(API.SignUpRequest.self)
-        let user: API.User = try await users.send("POST", "/users", json: body, requestId: context.requestId)
-        if layout.welcomeByCall {
-            await afterwards("welcome email", userId: user.id) {
-                let _: Empty = try await orders.send("POST", "/internal/welcome", json: InternalCalls.Welcome(user: user), token: serviceToken(), requestId: context.requestId)
-            }
-        }
-        return Reply.json(user, status: .created)
+        async let sent: API.ItemList<API.Notification> = notifications.get("/notifications", token: token, requestId: context.requestId)
+        return Reply.json(API.UserSummary(user: try await user, recentOrders: try await recent.items, notifications: try await sent.items.count))
     }
 
     /// The product service creates the product; then the service that keeps
-    /// stock (order in stage 3, inventory from stage 4) makes its stock row,
+    /// stock makes its stock row,
     /// before the answer, so that the stock can be read as soon as the
     /// product exists. The initial stock is checked first, so a bad one
     /// creates nothing.
@@ -55,7 +41,7 @@ struct Composition: Sendable {
         let stock = try Validate.initialStock(body.initialStock ?? 0)
         let product: API.Product = try await products.send("POST", "/products", json: body, token: token, requestId: context.requestId)
         await afterwards("stock row", userId: nil) {
-            let _: Empty = try await services[layout.inventory]!.send(
+            let _: Empty = try await inventory.send(
                 "POST", "/internal/stock", json: InternalCalls.InitialStock(productId: product.id, initialStock: stock),
                 token: serviceToken(), requestId: context.requestId)
         }
@@ -73,7 +59,7 @@ struct Composition: Sendable {
         for attempt in 1...3 {
             do { return try await call() } catch {
                 if attempt == 3 {
-                    logger.error("could not write the \(what) in the order service; it is missing", metadata: [
+                    logger.error("could not write the \(what); it is missing", metadata: [
                         "user_id": .string(userId ?? "-"), "error": .string("\(error)")])
                     return
                 }
@@ -88,13 +74,9 @@ struct Composition: Sendable {
 
 /// The calls the gateway makes to services for writes that follow another
 /// service's, as the services receive them.
-public enum InternalCalls {
-    public struct Welcome: Codable, Sendable {
-        public var user: API.User
-    }
-
-    public struct InitialStock: Codable, Sendable {
-        public var productId: String
-        public var initialStock: Int
+enum InternalCalls {
+    struct InitialStock: Codable, Sendable {
+        var productId: String
+        var initialStock: Int
     }
 }

@@ -1,6 +1,7 @@
 import Auth
 import Common
 import Foundation
+import GRDB
 import Hummingbird
 import Logging
 import ShopServer
@@ -15,32 +16,29 @@ import Storage
 ///     GET  /users/me         the caller
 ///     GET  /users/{id}       a user: the caller themself, or anyone for an administrator
 ///     GET  /health
-public enum UserServiceApp {
-    public static func build(stage: Int, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
-        try await build(stage: stage, dataDir: dataDir, db: openDatabase(dataDir: dataDir), logger: logger)
+public enum UserService {
+    public static func build(stage: Int, settings: Settings, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
+        try await build(stage: stage, settings: settings, dataDir: dataDir, db: openDatabase(dataDir: dataDir), logger: logger)
     }
 
     /// `users.sqlite`, with whatever tables a later stage adds beside the
     /// accounts (stage 4: the outbox).
-    public static func openDatabase(dataDir: URL, adding more: (inout DatabaseMigrator) -> Void = { _ in }) throws -> DatabasePool {
-        var migrator = DatabaseMigrator()
-        AccountsSchema.register(in: &migrator)
-        more(&migrator)
-        return try SQLiteStore.openPool(at: dataDir.appendingPathComponent("users.sqlite"), migrator: migrator)
+    public static func openDatabase(dataDir: URL, adding more: [Migration] = []) throws -> DatabasePool {
+        try SQLiteStore.openPool(at: dataDir.appendingPathComponent("users.sqlite"), migrations: AccountsSchema.migrations + more)
     }
 
     /// `afterSignUp` runs in the new account's transaction (stage 4: the
     /// `user.registered` message goes to the outbox there); `committed`
     /// after that transaction (stage 4: the outbox relay is woken).
     public static func build(
-        stage: Int, dataDir: URL, db: DatabasePool, logger: Logger,
+        stage: Int, settings: Settings, dataDir: URL, db: any DatabaseWriter, logger: Logger,
         afterSignUp: (@Sendable (Database, API.User) throws -> Void)? = nil,
         committed: (@Sendable () -> Void)? = nil
     ) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        let accounts = await AccountStore(db: db, settings: settings)
-        try await accounts.ensureAdmin(email: settings.adminEmail, password: settings.adminPassword, logger: logger)
-        let auth = Authenticator(signer: settings.signer)
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let accounts = await AccountStore(db: db, credentials: credentials)
+        try await accounts.ensureAdmin(email: credentials.adminEmail, password: credentials.adminPassword, logger: logger)
+        let auth = Authenticator(signer: credentials.signer)
 
         let router = ShopServerRunner.makeRouter()
         router.post("/users") { request, _ in

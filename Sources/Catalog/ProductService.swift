@@ -16,14 +16,12 @@ import Storage
 ///     POST  /products              administrators
 ///     PATCH /products/{id}         administrators
 ///     GET   /health
-public enum ProductServiceApp {
-    public static func build(stage: Int, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
-        let settings = try ShopSettings.load(dataDir: dataDir, logger: logger)
-        var migrator = DatabaseMigrator()
-        CatalogSchema.register(in: &migrator)
-        let db = try SQLiteStore.openPool(at: dataDir.appendingPathComponent("products.sqlite"), migrator: migrator)
+public enum ProductService {
+    public static func build(stage: Int, settings: Settings, dataDir: URL, logger: Logger) async throws -> Router<ShopRequestContext> {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let db = try SQLiteStore.openPool(at: dataDir.appendingPathComponent("products.sqlite"), migrations: CatalogSchema.migrations)
         let products = ProductStore(db: db)
-        let auth = Authenticator(signer: settings.signer)
+        let auth = Authenticator(signer: credentials.signer)
 
         let router = ShopServerRunner.makeRouter()
         router.get("/products") { request, _ in

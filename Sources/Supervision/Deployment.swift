@@ -9,23 +9,22 @@ import ShopServer
 public enum Deployment {
     /// One namespace per deployment, in etcd and in RabbitMQ's names alike,
     /// so that several deployments share one etcd and one broker without
-    /// seeing each other: `SHOP_NAMESPACE` (or `DISCOVERY_NAMESPACE`), else
+    /// seeing each other: the one the settings name (`SHOP_NAMESPACE`), else
     /// derived from the data folder.
-    public static func namespace(stage: Int, dataDir: URL) -> String {
-        Environment.string("SHOP_NAMESPACE") ?? Environment.string("DISCOVERY_NAMESPACE")
-            ?? "stage-\(stage)-" + SHA256.hex(Array(dataDir.standardizedFileURL.path.utf8)).prefix(12)
+    public static func namespace(stage: Int, dataDir: URL, settings: Settings) -> String {
+        settings.namespace ?? "stage-\(stage)-" + SHA256.hex(Array(dataDir.standardizedFileURL.path.utf8)).prefix(12)
     }
 
     /// The namespace of the deployment a service's folder
     /// (`<deployment>/<service>`) is in: a service started by hand joins it
     /// as if the supervisor had started it.
-    public static func namespace(stage: Int, serviceDataDir: URL) -> String {
-        namespace(stage: stage, dataDir: serviceDataDir.deletingLastPathComponent())
+    public static func namespace(stage: Int, serviceDataDir: URL, settings: Settings) -> String {
+        namespace(stage: stage, dataDir: serviceDataDir.deletingLastPathComponent(), settings: settings)
     }
 
     /// The settings every process of the deployment gets from the supervisor.
     public static func environment(namespace: String, etcd: String, amqp: String? = nil) -> [String: String] {
-        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace, "DISCOVERY_NAMESPACE": namespace]
+        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace]
         if let amqp { shared["AMQP_URL"] = amqp }
         return shared
     }

@@ -1,13 +1,14 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 /// Generates the HTML invoice when an order is confirmed, in the same
 /// transaction. Stage 5 turns this into a background job.
-public struct InvoiceService: Sendable {
-    let db: DatabasePool
+public struct Invoices: Sendable {
+    let db: any DatabaseWriter
 
-    public init(db: DatabasePool) { self.db = db }
+    public init(db: any DatabaseWriter) { self.db = db }
 
     public func generate(for order: API.Order, customer: Recipient, in db: Database) throws {
         let next = (try Int.fetchOne(db, cached: "SELECT max(number) FROM invoices") ?? 0) + 1

@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 
 /// Whom a notification goes to.
@@ -13,10 +14,10 @@ public struct Recipient: Sendable, Hashable {
 /// Records the emails the shop would send. It runs inside the caller's
 /// transaction: the notification exists if and only if the change it
 /// announces was committed.
-public struct NotificationService: Sendable {
-    let db: DatabasePool
+public struct Notifications: Sendable {
+    let db: any DatabaseWriter
 
-    public init(db: DatabasePool) { self.db = db }
+    public init(db: any DatabaseWriter) { self.db = db }
 
     /// Idempotent: the unique index (user, kind, order) makes a second
     /// record of the same notification a no-op.

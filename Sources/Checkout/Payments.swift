@@ -1,10 +1,11 @@
 import Common
 import Foundation
+import GRDB
 import Storage
 import Logging
 
 /// Charges and refunds against the simulated card processor.
-public struct PaymentService: Sendable {
+public struct Payments: Sendable {
     let retry: RetryPolicy
 
     public init(retry: RetryPolicy) { self.retry = retry }
@@ -13,7 +14,7 @@ public struct PaymentService: Sendable {
     /// is retried after a short backoff while the customer waits. This is
     /// the monolith's way, and its weakness: a slow provider makes every
     /// checkout slow. Stage 4 moves retries to queues.
-    func charge(_ card: CardNumber, orderId: String, logger: Logger) async -> (outcome: PaymentOutcome, attempts: Int) {
+    public func charge(_ card: CardNumber, orderId: String, logger: Logger) async -> (outcome: PaymentOutcome, attempts: Int) {
         var attempt = 1
         while true {
             switch SimulatedCardProcessor.charge(card, attempt: attempt) {

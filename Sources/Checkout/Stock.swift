@@ -1,4 +1,5 @@
 import Common
+import GRDB
 import Storage
 
 /// A quantity of a product: an order's line, or a reservation's.
@@ -10,10 +11,10 @@ public protocol StockLine: Sendable {
 /// Stock. The movements run inside the caller's transaction, and SQLite has
 /// one writer at a time, so two orders can never both take the last unit:
 /// the second one sees the first one's decrement.
-public struct InventoryService: Sendable {
-    let db: DatabasePool
+public struct Stock: Sendable {
+    let db: any DatabaseWriter
 
-    public init(db: DatabasePool) { self.db = db }
+    public init(db: any DatabaseWriter) { self.db = db }
 
     /// A new product's stock row, in the caller's transaction (stage 1
     /// creates the product in the same one).
