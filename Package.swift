@@ -243,7 +243,6 @@ let package = Package(
             dependencies: [
                 "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision", "Discovery", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-3",

@@ -14,9 +14,7 @@ import Storage
 enum Monolith {
     static func build(settings: Settings, dataDir: URL, userURL: String, productURL: String, logger: Logger) async throws -> Router<ShopRequestContext> {
         let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
-        // The order side's tables only: users and products live in the user and
-        // product services' databases, which this process never opens.
-        let db = try CheckoutSchema.openDatabase(at: dataDir.appendingPathComponent("shop.sqlite"))
+        let db = try ShopDatabase.open(at: dataDir.appendingPathComponent("shop.sqlite"))
         let auth = Authenticator(signer: credentials.signer)
 
         // Every call to a service has a deadline; one that is down answers 503.
