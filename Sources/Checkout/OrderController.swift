@@ -4,8 +4,8 @@ import Hummingbird
 import Logging
 import ShopServer
 
-/// What changes an order. The monolith's `OrderService` does it all in the
-/// request; stage 4's order service stores, publishes and answers 201 pending.
+/// What changes an order. Stages 1 to 3's `OrderFlow` does it all in the
+/// request; stage 4's (the saga) stores, publishes and answers 201 pending.
 /// Both are mounted by the same routes.
 public protocol OrderCommands: Sendable {
     func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger) async throws -> OrderQueries.Placement

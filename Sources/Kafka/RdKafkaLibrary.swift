@@ -111,19 +111,19 @@ public enum RdKafkaLibrary {
 
     public static var isSupported: Bool { loadedVersion >= .minimumSupported }
 
-    /// Call first thing in `main`. Returns when a supported librdkafka is
-    /// loaded; otherwise re-executes the process with a newer one (does not
-    /// return), or throws `.unsupportedLibrary` naming the bug and the fix.
-    public static func bootstrap() throws(KafkaError) {
+    /// Call first thing in `main`, with the process's environment. Returns
+    /// when a supported librdkafka is loaded; otherwise re-executes the
+    /// process with a newer one (does not return), or throws
+    /// `.unsupportedLibrary` naming the bug and the fix.
+    public static func bootstrap(environment: [String: String]) throws(KafkaError) {
         if isSupported { return }
-        let environment = ProcessInfo.processInfo.environment
         if let tried = environment[reexecMarker] {
             throw unsupported(detail: "The process was restarted with LD_LIBRARY_PATH=\(tried), and still loaded it")
         }
         guard let directory = findNewerLibrary(environment: environment) else {
             throw unsupported(detail: "No other librdkafka.so.1 was found in RDKAFKA_LIBRARY_PATH, LD_LIBRARY_PATH or a .infra/lib folder above the executable or the current directory")
         }
-        reexec(withLibraryDirectory: directory)
+        reexec(withLibraryDirectory: directory, environment: environment)
         throw unsupported(detail: "Re-executing with LD_LIBRARY_PATH=\(directory) failed: \(String(cString: strerror(errno)))")
     }
 
@@ -200,16 +200,21 @@ public enum RdKafkaLibrary {
     }
 
     /// Replaces this process with a fresh run of the same executable and
-    /// arguments, with `directory` first in LD_LIBRARY_PATH. Returns only if
-    /// exec failed.
-    private static func reexec(withLibraryDirectory directory: String) {
-        let old = ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"]
-        setenv("LD_LIBRARY_PATH", old.map { "\(directory):\($0)" } ?? directory, 1)
-        setenv(reexecMarker, directory, 1)
+    /// arguments, with `directory` first in LD_LIBRARY_PATH. The new image
+    /// is given its environment directly (nothing in this process's own is
+    /// changed). Returns only if exec failed.
+    private static func reexec(withLibraryDirectory directory: String, environment: [String: String]) {
+        var environment = environment
+        environment["LD_LIBRARY_PATH"] = environment["LD_LIBRARY_PATH"].map { "\(directory):\($0)" } ?? directory
+        environment[reexecMarker] = directory
+        let entries = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         // Anything still in stdio buffers would be lost with the old image.
         fflush(nil)
         // /proc/self/exe is the running binary even when argv[0] is a bare
         // name found through PATH; argv is passed on untouched.
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        entries.withUnsafeBufferPointer { envp in
+            _ = execve("/proc/self/exe", CommandLine.unsafeArgv, envp.baseAddress)
+        }
+        for entry in entries { free(entry) }
     }
 }

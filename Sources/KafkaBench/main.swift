@@ -32,7 +32,7 @@ import Glibc
 // Before anything else: make sure a librdkafka that can talk to Tansu is
 // loaded (this may restart the process once; see RdKafkaLibrary).
 do {
-    try RdKafkaLibrary.bootstrap()
+    try RdKafkaLibrary.bootstrap(environment: ProcessInfo.processInfo.environment)
 } catch {
     FileHandle.standardError.write(Data("kafka-bench: \(error.message)\n".utf8))
     exit(70)

@@ -10,10 +10,11 @@ public enum InfraScript {
         guard let script = findUpwards("scripts/infra") else {
             throw StartError(description: "scripts/infra not found above \(executablePath)")
         }
+        // env(1) adds the settings to what the script inherits from us, so
+        // nothing here reads or copies this process's environment.
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: script)
-        process.arguments = ["-q", "up", service]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [script, "-q", "up", service]
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus == 0

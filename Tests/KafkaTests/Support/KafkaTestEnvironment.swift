@@ -22,7 +22,7 @@ struct RdKafkaRuntimeTrait: SuiteTrait, TestTrait {
     var isRecursive: Bool { true }
 
     func prepare(for test: Test) async throws {
-        try RdKafkaLibrary.bootstrap()
+        try RdKafkaLibrary.bootstrap(environment: ProcessInfo.processInfo.environment)
     }
 }
 
