@@ -65,10 +65,11 @@ public struct ProductStore: Sendable {
     }
 }
 
-/// Orders are priced from this table when it is in the same database.
-/// `products(ids:in:)` reads in the caller's transaction: the monolith
-/// prices an order inside the transaction that stores it.
-extension ProductStore: Catalogue {
+/// Some products at once: the product service's `GET /products?ids=`, and
+/// the monolith's pricing, which reads them in the caller's transaction
+/// (`products(ids:in:)`) so that an order is priced inside the transaction
+/// that stores it.
+extension ProductStore {
     public func products(ids: [String]) async throws -> [String: API.Product] {
         try await db.read { db in try products(ids: ids, in: db) }
     }

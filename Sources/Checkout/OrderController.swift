@@ -8,7 +8,7 @@ import ShopServer
 /// request; stage 4's (the saga) stores, publishes and answers 201 pending.
 /// Both are mounted by the same routes.
 public protocol OrderCommands: Sendable {
-    func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger) async throws -> OrderQueries.Placement
+    func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, requestId: String, logger: Logger) async throws -> OrderQueries.Placement
     func cancel(orderId: String, by principal: Principal) async throws -> API.Order
     func ship(orderId: String) async throws -> API.Order
 }
@@ -22,7 +22,7 @@ struct OrderController<Commands: OrderCommands>: Sendable {
         let key = try request.headers[.idempotencyKey].map { key throws(ShopError) in try Validate.idempotencyKey(key) }
         var request = request
         let body = try await request.decodeJSON(API.PlaceOrderRequest.self)
-        switch try await orders.place(body, idempotencyKey: key, by: principal, logger: context.logger) {
+        switch try await orders.place(body, idempotencyKey: key, by: principal, requestId: context.requestId, logger: context.logger) {
         case .created(let order): return Reply.json(order, status: .created)
         case .replayed(let order): return Reply.json(order, status: .ok)
         }

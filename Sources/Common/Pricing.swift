@@ -1,8 +1,10 @@
-/// Where an order's prices and names come from: the products table in
-/// stage 1, the product service from stage 2.
+/// Where an order's prices and names come from when the catalogue is
+/// another service's (stage 2 on; stage 1 reads its own products table).
 public protocol Catalogue: Sendable {
     /// The products with these ids; unknown ids are simply absent.
-    func products(ids: [String]) async throws -> [String: API.Product]
+    /// `requestId` is the customer's request's, passed on so that the
+    /// product service's log line carries the same id.
+    func products(ids: [String], requestId: String) async throws -> [String: API.Product]
 }
 
 /// Pricing copies each product's name, sku and price into the order when it

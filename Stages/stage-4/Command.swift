@@ -46,7 +46,12 @@ struct Run: AsyncParsableCommand {
 
         let namespace = Deployment.namespace(stage: ThisStage.number, dataDir: dataDir, settings: settings)
         Console.line("\(ThisStage.name) registers its services in etcd under /shop/\(namespace)/services/")
-        Console.line("\(ThisStage.name) queues are named \(namespace).<queue> (rabbitmqctl list_queues name messages)")
+        // What a learner needs to address this deployment by hand (a poison
+        // message from pika, a look with rabbitmqctl or scripts/watch).
+        let topology = Stage4Topology.make(namespace: namespace, settings: settings)
+        Console.line("\(ThisStage.name) publishes to the exchange \(topology.exchange) (routing key = message type)")
+        Console.line("\(ThisStage.name) queues: " + topology.queues.map { topology.queue($0.name) }.joined(separator: ", ")
+            + "; retries \(topology.retryQueue("<queue>", step: 1))…\(topology.retryDelays.count); dead letters \(topology.deadLetterQueue)")
         try await Supervisor(settings: settings, nameWidth: 12).run { supervisor in
             try await supervisor.startBehindGateway(
                 services: APIGateway.services.map { ($0, 1) }, dataDir: dataDir, host: settings.host, port: settings.port(),

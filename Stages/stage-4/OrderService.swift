@@ -20,7 +20,7 @@ enum OrderService {
         let db = try openServiceDatabase(dataDir.appendingPathComponent("orders.sqlite"), migrations: OrderFlow.migrations)
         let relay = messaging.relay(for: db)
         let catalogue = ProductClient(service: DiscoveredService("product", directory: ServiceDirectory(registry), http: HTTPClient(timeout: .seconds(2))))
-        let orders = OrderFlow(db: db, catalogue: catalogue, relay: relay, queries: OrderQueries(db: db), invoices: Invoices(db: db))
+        let orders = OrderFlow(db: db, logger: logger, catalogue: catalogue, relay: relay, queries: OrderQueries(db: db), invoices: Invoices(db: db))
 
         let results = messaging.consumer("order", handlers: [
             Topic.stockReserved: { try await orders.stockAnswered($0, .reserved) },

@@ -26,7 +26,7 @@ import Storage
 /// each is still a transaction of its own for everything it reads and
 /// writes, but the orders of concurrent customers share a commit, which is
 /// what lets one SQLite writer keep up with many of them.
-public struct OrderFlow: OrderCommands {
+struct OrderFlow: OrderCommands {
     let db: any DatabaseWriter
     let writer: GroupCommit
     let catalogue: ProductStore
@@ -36,10 +36,10 @@ public struct OrderFlow: OrderCommands {
     let invoices: Invoices
     let queries: OrderQueries
 
-    public typealias Placement = OrderQueries.Placement
+    typealias Placement = OrderQueries.Placement
 
-    public func place(
-        _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger
+    func place(
+        _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, requestId: String, logger: Logger
     ) async throws -> Placement {
         let valid = try ValidOrderRequest(request)
         if let key = idempotencyKey, let earlier = try await queries.order(userId: principal.userId, idempotencyKey: key) {
@@ -103,7 +103,7 @@ public struct OrderFlow: OrderCommands {
     /// Transaction 2: apply the payment's outcome to a pending order, and
     /// answer the order as it now is.
     @discardableResult
-    public func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
+    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
         let order: API.Order? = try await writer.write { [inventory, payments, notifications, invoices] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
@@ -157,7 +157,7 @@ public struct OrderFlow: OrderCommands {
 
     /// Finishes orders whose charge was interrupted by a crash. Runs before
     /// the server accepts requests.
-    public func resumePendingCharges(logger: Logger) async throws {
+    func resumePendingCharges(logger: Logger) async throws {
         let pending: [(orderId: String, card: String)] = try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, pendingCard FROM orders WHERE pendingCard IS NOT NULL")
                 .map { ($0["id"], $0["pendingCard"]) }
@@ -178,7 +178,7 @@ public struct OrderFlow: OrderCommands {
         }
     }
 
-    public func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
+    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
         try await writer.write { [inventory, payments, notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db), OrderQueries.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
@@ -205,7 +205,7 @@ public struct OrderFlow: OrderCommands {
         }
     }
 
-    public func ship(orderId: String) async throws -> API.Order {
+    func ship(orderId: String) async throws -> API.Order {
         try await writer.write { [notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()
@@ -218,7 +218,7 @@ public struct OrderFlow: OrderCommands {
     }
 
     /// The caller's newest orders, for the customer summary.
-    public func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
+    func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
         try await queries.list(userId: userId, limit: limit, startingAfter: startingAfter)
     }
 }

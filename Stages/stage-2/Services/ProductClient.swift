@@ -26,8 +26,8 @@ struct ProductClient: Sendable {
 /// order in one request. If it is down, nobody can order: the 503 reaches
 /// the customer, and nothing is stored.
 extension ProductClient: Catalogue {
-    func products(ids: [String]) async throws -> [String: API.Product] {
-        let list: API.ItemList<API.Product> = try await service.get("/products?ids=\(ids.joined(separator: ","))")
+    func products(ids: [String], requestId: String) async throws -> [String: API.Product] {
+        let list: API.ItemList<API.Product> = try await service.get("/products?ids=\(ids.joined(separator: ","))", requestId: requestId)
         return Dictionary(list.items.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 }

@@ -25,7 +25,7 @@ import Storage
 /// each is still a transaction of its own for everything it reads and
 /// writes, but the orders of concurrent customers share a commit, which is
 /// what lets one SQLite writer keep up with many of them.
-public struct OrderFlow: OrderCommands {
+struct OrderFlow: OrderCommands {
     let db: any DatabaseWriter
     let writer: GroupCommit
     let catalogue: any Catalogue
@@ -35,10 +35,10 @@ public struct OrderFlow: OrderCommands {
     let invoices: Invoices
     let queries: OrderQueries
 
-    public typealias Placement = OrderQueries.Placement
+    typealias Placement = OrderQueries.Placement
 
-    public func place(
-        _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger
+    func place(
+        _ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, requestId: String, logger: Logger
     ) async throws -> Placement {
         let valid = try ValidOrderRequest(request)
         if let key = idempotencyKey, let earlier = try await queries.order(userId: principal.userId, idempotencyKey: key) {
@@ -51,7 +51,7 @@ public struct OrderFlow: OrderCommands {
         // the prices are those of a moment just before the order is stored.
         // If the product service is down, nobody can order: its 503 reaches
         // the customer, and nothing is stored.
-        let products = try await catalogue.products(ids: valid.lines.map(\.productId))
+        let products = try await catalogue.products(ids: valid.lines.map(\.productId), requestId: requestId)
         let orderId = ID.make(ID.order)
         var logger = logger
         logger[metadataKey: "order_id"] = .string(orderId)
@@ -104,7 +104,7 @@ public struct OrderFlow: OrderCommands {
     /// Transaction 2: apply the payment's outcome to a pending order, and
     /// answer the order as it now is.
     @discardableResult
-    public func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
+    func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
         let order: API.Order? = try await writer.write { [inventory, payments, notifications, invoices] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
@@ -158,7 +158,7 @@ public struct OrderFlow: OrderCommands {
 
     /// Finishes orders whose charge was interrupted by a crash. Runs before
     /// the server accepts requests.
-    public func resumePendingCharges(logger: Logger) async throws {
+    func resumePendingCharges(logger: Logger) async throws {
         let pending: [(orderId: String, card: String)] = try await db.read { db in
             try Row.fetchAll(db, sql: "SELECT id, pendingCard FROM orders WHERE pendingCard IS NOT NULL")
                 .map { ($0["id"], $0["pendingCard"]) }
@@ -179,7 +179,7 @@ public struct OrderFlow: OrderCommands {
         }
     }
 
-    public func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
+    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
         try await writer.write { [inventory, payments, notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db), OrderQueries.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
@@ -206,7 +206,7 @@ public struct OrderFlow: OrderCommands {
         }
     }
 
-    public func ship(orderId: String) async throws -> API.Order {
+    func ship(orderId: String) async throws -> API.Order {
         try await writer.write { [notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()
@@ -219,7 +219,7 @@ public struct OrderFlow: OrderCommands {
     }
 
     /// The caller's newest orders, for the customer summary.
-    public func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
+    func list(userId: String?, limit: Int, startingAfter: String?) async throws -> API.OrderList {
         try await queries.list(userId: userId, limit: limit, startingAfter: startingAfter)
     }
 }

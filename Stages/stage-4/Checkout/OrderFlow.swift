@@ -10,6 +10,7 @@ import Messaging
 import ServiceLifecycle
 import ShopServer
 import Storage
+import Synchronization
 
 /// How an order is decided, now that payment and inventory are services of
 /// their own: this file replaces the synchronous checkout of stages 1 to 3
@@ -30,6 +31,7 @@ import Storage
 /// shows money or stock still on the move.
 struct OrderFlow: OrderCommands {
     let db: any DatabaseWriter
+    let logger: Logger
     let catalogue: any Catalogue
     let relay: OutboxRelay
     let queries: OrderQueries
@@ -165,12 +167,12 @@ struct OrderFlow: OrderCommands {
 
     // MARK: Requests
 
-    func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, logger: Logger) async throws -> OrderQueries.Placement {
+    func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, requestId: String, logger: Logger) async throws -> OrderQueries.Placement {
         let valid = try ValidOrderRequest(request)
         if let key = idempotencyKey, let earlier = try await queries.order(userId: principal.userId, idempotencyKey: key) {
             return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
-        let items = try Pricing.price(valid, catalogue: try await catalogue.products(ids: valid.lines.map(\.productId)))
+        let items = try Pricing.price(valid, catalogue: try await catalogue.products(ids: valid.lines.map(\.productId), requestId: requestId))
         let orderId = ID.make(ID.order)
         let now = Timestamp.now()
         let order = OrderRecord(
@@ -349,11 +351,23 @@ struct OrderFlow: OrderCommands {
     }
 
     /// The same for a message, once per message id (`Inbox.once` puts the
-    /// messages it leads to in the outbox).
+    /// messages it leads to in the outbox). When the message decided the
+    /// order, the log says so after the commit, with the order's id, as the
+    /// synchronous checkout of stages 1 to 3 did: `grep order_id=…` follows
+    /// one order through every service.
     private func handle(_ message: IncomingMessage, orderId: String, _ body: @escaping Change) async throws {
+        let decided = Mutex<OrderRecord?>(nil)
         try await Inbox.once(message, db: db, relay: relay) { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw MessageFailure.poison("order \(orderId) does not exist") }
-            return try apply(body, to: &order, &saga, db)
+            let wasPending = order.status == .pending
+            let messages = try apply(body, to: &order, &saga, db)
+            decided.withLock { $0 = wasPending && order.status != .pending ? order : nil }
+            return messages
+        }
+        if let order = decided.withLock({ $0 }) {
+            var metadata: Logger.Metadata = ["order_id": .string(order.id), "status": .string(order.status.rawValue)]
+            if let reason = order.cancelReason { metadata["reason"] = .string(reason.rawValue) }
+            logger.info("order decided", metadata: metadata)
         }
     }
 
