@@ -16,7 +16,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "shop-migration",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "stage-2", targets: ["Stage2"]),
