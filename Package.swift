@@ -348,6 +348,18 @@ let package = Package(
         ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
+        /// The HTTP client against a real server the tests start in-process
+        /// (SwiftNIO): the body cap, keep-alive, timeouts.
+        .testTarget(
+            name: "ShopClientTests",
+            dependencies: [
+                "ShopClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// The characterization suite: black box over HTTP, one suite for every stage.
         .testTarget(
             name: "CharacterizationTests",
