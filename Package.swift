@@ -284,7 +284,8 @@ let package = Package(
 
         // MARK: Tests
 
-        /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
+        /// Shared fixtures: the one way to run a program (a stage, a Python
+        /// peer, scripts/infra) and the one way to wait with a deadline.
         .target(
             name: "TestSupport",
             dependencies: ["Common", "ShopClient"],
@@ -293,7 +294,7 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: swiftSettings),
         /// Stage 1's own acceptance tests (crash recovery), against the real executable.
         .testTarget(
             name: "Stage1Tests",
@@ -333,14 +334,14 @@ let package = Package(
         /// The outbox, the inbox and the topology's names, against SQLite only.
         .testTarget(
             name: "MessagingTests",
-            dependencies: ["Messaging", "Storage"],
+            dependencies: ["Messaging", "Storage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.
         .testTarget(
             name: "KafkaTests",
             dependencies: [
-                "Kafka",
+                "Kafka", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

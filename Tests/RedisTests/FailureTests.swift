@@ -28,7 +28,7 @@ struct FailureTests {
     }
 
     @Test func unreachableAddressTimesOutWithinTheConnectTimeout() async throws {
-        let blackHole = try LoopbackListener.blackHole()
+        let blackHole = try await LoopbackListener.blackHole()
         defer { blackHole.close() }
         let configuration = RedisConfiguration(connectTimeout: .milliseconds(300))
         let start = clock.now

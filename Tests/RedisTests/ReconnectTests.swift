@@ -1,4 +1,5 @@
 import Redis
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -26,7 +27,7 @@ struct ReconnectTests {
             await server.stop(signal: SIGKILL)
 
             // 1. The call that finds the connection dead: the server hung up.
-            var start = clock.now
+            let start = clock.now
             await #expect(throws: RedisError.self) { try await client.get("before") }
             do throws(RedisError) {
                 _ = try await client.ping()
@@ -63,16 +64,10 @@ struct ReconnectTests {
             // Bring it back on the same port: the client recovers by itself
             // within a back-off period or two.
             try await server.launch()
-            start = clock.now
-            var recovered = false
-            while clock.now - start < .seconds(5) {
-                if (try? await client.ping()) == "PONG" {
-                    recovered = true
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(50))
+            let recovered = try? await Poll.until("the client reconnects", within: .seconds(5), every: .milliseconds(50)) {
+                try await client.ping() == "PONG" ? true : nil
             }
-            #expect(recovered, "client reconnected after the server came back")
+            #expect(recovered == true, "client reconnected after the server came back")
             // A new, empty server (--save ''), fully usable.
             #expect(try await client.get("before") == nil)
             try await client.set("after", to: "2")
@@ -93,7 +88,12 @@ struct ReconnectTests {
                     return error
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // Kill the server only once the pop is blocked there.
+            let observer = try await RedisConnection.connect(to: server.address)
+            try await Poll.until("the server lists the blocked BZPOPMIN", within: .seconds(10)) {
+                try await observer.send(["CLIENT", "LIST", "TYPE", "normal"]).string.contains("cmd=bzpopmin") ? true : nil
+            }
+            observer.close()
             let start = clock.now
             await server.stop(signal: SIGKILL)
             let error = await waiter.value
