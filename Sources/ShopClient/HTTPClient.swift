@@ -220,6 +220,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
     /// The exchange being answered: its URL and its cap on the body.
     private var url = ""
     private var maximumBodySize = Int.max
+    private var isHead = false
 
     init(address: String) { self.address = address }
 
@@ -239,6 +240,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         body.removeAll(keepingCapacity: true)
         url = outbound.exchange.url
         maximumBodySize = outbound.exchange.maximumBodySize
+        isHead = outbound.exchange.head.method == .HEAD
         context.write(wrapOutboundOut(.head(outbound.exchange.head)), promise: nil)
         if let body = outbound.exchange.body {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -258,8 +260,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
         case .head(let head):
             self.head = head
             // A declared length over the cap fails before a byte of the
-            // body is read.
-            if let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maximumBodySize {
+            // body is read. (Not when no body follows, whatever the length
+            // says: the answer to a HEAD, a 204 or a 304.)
+            let hasBody = !isHead && head.status != .noContent && head.status != .notModified
+            if hasBody, let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maximumBodySize {
                 failTooLarge(context: context)
             }
         case .body(var buffer):

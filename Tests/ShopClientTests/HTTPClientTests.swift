@@ -50,6 +50,17 @@ struct HTTPClientTests {
         try await server.stop()
     }
 
+    @Test("a HEAD whose Content-Length is over the cap is no body over the cap")
+    func headIsNotCapped() async throws {
+        let server = try await TestServer.start()
+        let client = HTTPClient(timeout: .seconds(10), maximumBodySize: Self.limit)
+        let head = try await client.send("HEAD", server.url("/bytes/\(64 * Self.limit)"))
+        #expect(head.status == 200 && head.body.isEmpty)
+        #expect(head.header("Content-Length") == "\(64 * Self.limit)")
+        #expect(try await client.send("GET", server.url("/bytes/3")).body.count == 3)
+        try await server.stop()
+    }
+
     @Test("after a body over the cap the client still works, on a new connection")
     func connectionIsNotReusedAfterABodyOverTheCap() async throws {
         let server = try await TestServer.start()
@@ -96,7 +107,7 @@ struct HTTPClientTests {
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 and a port the kernel picks:
-/// - `/bytes/N`: N bytes of "a" with a Content-Length;
+/// - `/bytes/N`: N bytes of "a" with a Content-Length (HEAD: the length only);
 /// - `/chunked/N`: N bytes of "a" in 1 KiB chunks, no length announced;
 /// - `/silent`: reads the request and never answers.
 final class TestServer: Sendable {
@@ -169,7 +180,10 @@ private final class Responder: ChannelInboundHandler {
         case ("bytes", let count?):
             headers.add(name: "Content-Length", value: String(count))
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body(count)))), promise: nil)
+            // A HEAD gets the headers a GET would, and no body.
+            if request.method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(body(count)))), promise: nil)
+            }
         case ("chunked", let count?):
             // No Content-Length: NIO's encoder sends the body chunked.
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
