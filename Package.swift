@@ -16,7 +16,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "shop-migration",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "stage-2", targets: ["Stage2"]),
@@ -289,7 +289,8 @@ let package = Package(
 
         // MARK: Tests
 
-        /// Shared fixtures: start a stage as a subprocess, poll with a deadline.
+        /// Shared fixtures: the one way to run a program (a stage, a Python
+        /// peer, scripts/infra) and the one way to wait with a deadline.
         .target(
             name: "TestSupport",
             dependencies: ["Common", "ShopClient"],
@@ -298,7 +299,7 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
         /// Stage 1's own acceptance tests (crash recovery), against the real executable.
         .testTarget(
             name: "Stage1Tests",
@@ -346,14 +347,14 @@ let package = Package(
         /// The outbox, the inbox and the topology's names, against SQLite only.
         .testTarget(
             name: "MessagingTests",
-            dependencies: ["Messaging", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Messaging", "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.
         .testTarget(
             name: "KafkaTests",
             dependencies: [
-                "Kafka",
+                "Kafka", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -361,6 +362,18 @@ let package = Package(
         ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
+        /// The HTTP client against a real server the tests start in-process
+        /// (SwiftNIO): the body cap, keep-alive, timeouts.
+        .testTarget(
+            name: "ShopClientTests",
+            dependencies: [
+                "ShopClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// The characterization suite: black box over HTTP, one suite for every stage.
         .testTarget(
             name: "CharacterizationTests",

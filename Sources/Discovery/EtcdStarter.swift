@@ -15,7 +15,7 @@ public enum EtcdStarter {
         }
         logger.notice("etcd does not answer; starting the project's own", metadata: ["etcd": .string(url)])
         let port = URL(string: url)?.port.map { ["ETCD_PORT": String($0)] } ?? [:]
-        guard try InfraScript.up("etcd", environment: port), await etcd.isHealthy() else {
+        guard try await InfraScript.up("etcd", environment: port), await etcd.isHealthy() else {
             throw InfraScript.StartError(description: "could not start etcd at \(url); run scripts/setup, then scripts/infra up etcd")
         }
     }

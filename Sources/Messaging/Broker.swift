@@ -16,7 +16,7 @@ public enum Broker {
         }
         guard InfraScript.isLocal(url) else { return }
         logger.notice("RabbitMQ does not answer; starting the project's own", metadata: ["amqp": .string(configuration.address)])
-        guard try InfraScript.up("rabbitmq", environment: ["RABBITMQ_PORT": String(configuration.port)]) else {
+        guard try await InfraScript.up("rabbitmq", environment: ["RABBITMQ_PORT": String(configuration.port)]) else {
             throw InfraScript.StartError(description: "could not start RabbitMQ at \(configuration.address); run scripts/setup, then scripts/infra up rabbitmq")
         }
     }

@@ -1,8 +1,8 @@
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// An HTTP response, read whole.
 public struct HTTPResponse: Sendable {
@@ -23,6 +23,9 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable {
     case cannotConnect(address: String, reason: String)
     case timedOut(url: String, after: Duration)
     case connectionClosed(address: String)
+    /// The response's body is longer than the client's `maximumBodySize`.
+    /// The rest of it is not read, and the connection is closed.
+    case bodyTooLarge(url: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -30,12 +33,14 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable {
         case .cannotConnect(let address, let reason): "cannot connect to \(address): \(reason)"
         case .timedOut(let url, let after): "no answer from \(url) within \(after)"
         case .connectionClosed(let address): "\(address) closed the connection before answering"
+        case .bodyTooLarge(let url, let limit): "the response from \(url) is larger than the client's limit of \(limit) bytes"
         }
     }
 }
 
 /// A small HTTP/1.1 client over SwiftNIO: keep-alive connections pooled
-/// per host, a deadline on every request, plain HTTP only.
+/// per host, a deadline on every request, a cap on the size of a response,
+/// plain HTTP only.
 ///
 /// Why not AsyncHTTPClient: it brings TLS, and with it a copy of BoringSSL
 /// that takes minutes to compile; every call this project makes stays on
@@ -43,17 +48,30 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable {
 /// stages' service-to-service calls share this one client.
 public final class HTTPClient: Sendable {
     public let timeout: Duration
+    /// The longest response body this client reads, in bytes. A response
+    /// is held whole in memory, and the gateway relays what a service
+    /// answers: without a cap, one broken or hostile upstream that sends
+    /// gigabytes would take the gateway's memory with it.
+    public let maximumBodySize: Int
+    /// 8 MiB: far above anything the shop's API answers (a page of a list
+    /// is a few hundred KiB at most), far below what hurts a process.
+    public static let defaultMaximumBodySize = 8 << 20
     private let group: any EventLoopGroup
-    private let idle = NIOLockedValueBox<[String: [any Channel]]>([:])
+    private let idle = Mutex<[String: [any Channel]]>([:])
     private static let maxIdlePerHost = 512
 
-    public init(timeout: Duration = .seconds(30), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        timeout: Duration = .seconds(30), maximumBodySize: Int = HTTPClient.defaultMaximumBodySize,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        precondition(maximumBodySize >= 0, "maximumBodySize must not be negative")
         self.timeout = timeout
+        self.maximumBodySize = maximumBodySize
         self.group = group
     }
 
     deinit {
-        for channel in idle.withLockedValue({ $0.values.flatMap { $0 } }) { channel.close(promise: nil) }
+        for channel in idle.withLock({ $0.values.flatMap { $0 } }) { channel.close(promise: nil) }
     }
 
     /// Sends a request and reads the whole response.
@@ -73,7 +91,7 @@ public final class HTTPClient: Sendable {
         } else if method != "GET" && method != "HEAD" {
             head.headers.replaceOrAdd(name: "Content-Length", value: "0")
         }
-        let exchange = Exchange(head: head, body: body.map { ByteBuffer(bytes: $0) })
+        let exchange = Exchange(head: head, body: body.map { ByteBuffer(bytes: $0) }, url: target.url, maximumBodySize: maximumBodySize)
 
         // A pooled connection may have been closed by the server while idle.
         // An idempotent request is then sent again on a fresh connection; a
@@ -100,6 +118,9 @@ public final class HTTPClient: Sendable {
             collected = try await promise.futureResult.get()
             deadline.cancel()
         } catch {
+            // Whatever went wrong (a timeout, a body over the cap), the
+            // connection may still carry the rest of this response: it is
+            // closed, never pooled, so the next request cannot read it.
             deadline.cancel()
             channel.close(promise: nil)
             throw error
@@ -130,7 +151,7 @@ public final class HTTPClient: Sendable {
     }
 
     private func takeIdle(_ key: String) -> (any Channel)? {
-        idle.withLockedValue { pool in
+        idle.withLock { pool in
             while let channel = pool[key]?.popLast() {
                 if channel.isActive { return channel }
             }
@@ -139,7 +160,7 @@ public final class HTTPClient: Sendable {
     }
 
     private func putIdle(_ channel: any Channel, key: String) {
-        let kept = idle.withLockedValue { pool in
+        let kept = idle.withLock { pool in
             guard pool[key, default: []].count < Self.maxIdlePerHost else { return false }
             pool[key, default: []].append(channel)
             return true
@@ -170,6 +191,9 @@ struct Target: Sendable {
 struct Exchange: Sendable {
     let head: HTTPRequestHead
     let body: ByteBuffer?
+    /// For the error that names the request whose answer was too big.
+    let url: String
+    let maximumBodySize: Int
 }
 
 struct Collected: Sendable {
@@ -193,6 +217,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
     private var pending: EventLoopPromise<Collected>?
     private var head: HTTPResponseHead?
     private var body: [UInt8] = []
+    /// The exchange being answered: its URL and its cap on the body.
+    private var url = ""
+    private var maximumBodySize = Int.max
+    private var isHead = false
 
     init(address: String) { self.address = address }
 
@@ -210,6 +238,9 @@ final class ExchangeHandler: ChannelDuplexHandler {
         pending = outbound.promise
         head = nil
         body.removeAll(keepingCapacity: true)
+        url = outbound.exchange.url
+        maximumBodySize = outbound.exchange.maximumBodySize
+        isHead = outbound.exchange.head.method == .HEAD
         context.write(wrapOutboundOut(.head(outbound.exchange.head)), promise: nil)
         if let body = outbound.exchange.body {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -222,10 +253,26 @@ final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a body over the cap has failed the exchange, the rest of
+        // the response is dropped while the connection closes.
+        guard pending != nil else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            // A declared length over the cap fails before a byte of the
+            // body is read. (Not when no body follows, whatever the length
+            // says: the answer to a HEAD, a 204 or a 304.)
+            let hasBody = !isHead && head.status != .noContent && head.status != .notModified
+            if hasBody, let declared = head.headers.first(name: "Content-Length").flatMap(Int.init), declared > maximumBodySize {
+                failTooLarge(context: context)
+            }
         case .body(var buffer):
+            // Counted as it arrives, so that a body without a length
+            // (chunked, or until the connection closes) is stopped too.
+            guard body.count + buffer.readableBytes <= maximumBodySize else {
+                failTooLarge(context: context)
+                return
+            }
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
         case .end:
             guard let head, let promise = pending else { return }
@@ -236,6 +283,16 @@ final class ExchangeHandler: ChannelDuplexHandler {
                 body: body)
             promise.succeed(Collected(response: response, keepAlive: head.isKeepAlive))
         }
+    }
+
+    /// Fails the exchange with `bodyTooLarge` and closes the connection:
+    /// the unread rest of the body is still on its way, so it cannot carry
+    /// another request.
+    private func failTooLarge(context: ChannelHandlerContext) {
+        pending?.fail(HTTPClientError.bodyTooLarge(url: url, limit: maximumBodySize))
+        pending = nil
+        body.removeAll()
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

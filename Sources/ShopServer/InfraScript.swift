@@ -6,7 +6,12 @@ import Foundation
 public enum InfraScript {
     /// `scripts/infra -q up <service>` with extra environment (the port);
     /// true when it succeeded. Throws when the script cannot be found.
-    public static func up(_ service: String, environment: [String: String]) throws -> Bool {
+    ///
+    /// Starting a broker takes seconds. The wait is a continuation that the
+    /// process's termination handler resumes, not `waitUntilExit()`, which
+    /// would hold one of the cooperative pool's threads (two on a two-core
+    /// machine) for all that time and stall every other task of the stage.
+    public static func up(_ service: String, environment: [String: String]) async throws -> Bool {
         guard let script = findUpwards("scripts/infra") else {
             throw StartError(description: "scripts/infra not found above \(executablePath)")
         }
@@ -15,9 +20,17 @@ public enum InfraScript {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [script, "-q", "up", service]
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus == 0
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            // Set before `run()`, so that even an instant exit is seen.
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        return status == 0
     }
 
     /// Is `url`'s host this machine?

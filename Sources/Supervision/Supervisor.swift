@@ -1,5 +1,6 @@
 import Foundation
 import ShopServer
+import Synchronization
 
 /// Runs the processes of a stage as children of one command, the way a
 /// small process manager (foreman, honcho) does: each child's output is
@@ -11,7 +12,7 @@ import ShopServer
 /// Children are started from this same executable (`stage-N serve …`), and
 /// each gets a lifeline on its stdin: if the supervisor itself is killed,
 /// the children see end-of-file and stop too (see ShopServer's `Lifeline`).
-public final class Supervisor: @unchecked Sendable {
+public final class Supervisor: Sendable {
     public struct Child: Sendable {
         public let name: String
         /// Where it listens, from its "listening on" line.
@@ -19,12 +20,28 @@ public final class Supervisor: @unchecked Sendable {
         public let pid: Int32
     }
 
-    private let lock = NSLock()
-    private var processes: [(name: String, process: Process, lifeline: Pipe)] = []
-    private var stopping = false
+    /// One child as the supervisor keeps it. `@unchecked Sendable`:
+    /// Foundation's `Process` is safe to ask and signal from any thread, but
+    /// is not marked Sendable on every platform.
+    private struct Running: @unchecked Sendable {
+        let name: String
+        let process: Process
+        let lifeline: Pipe
+        let exit: ExitSignal
+    }
+
+    private struct State {
+        var children: [Running] = []
+        var stopping = false
+    }
+
+    private let state = Mutex(State())
     private let nameWidth: Int
     /// Whether our own parent holds a lifeline on our stdin (the tests do).
     private let watchParent: Bool
+    /// How long `stopAll` gives the children, together, to stop on SIGTERM
+    /// before it sends SIGKILL.
+    let stopGracePeriod: Duration = .seconds(5)
     let executable: URL
 
     public init(settings: Settings, nameWidth: Int = 10) {
@@ -70,7 +87,9 @@ public final class Supervisor: @unchecked Sendable {
         // from the supervisor (its namespace, the brokers' addresses).
         let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value) " }.joined()
         let again = settings + executable.path + " " + arguments.joined(separator: " ")
+        let exit = ExitSignal()
         process.terminationHandler = { [weak self] process in
+            exit.signal()
             listening.continuation.finish()
             let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
             if self?.isStopping == false {
@@ -78,7 +97,7 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         try process.run()
-        lock.withLock { processes.append((name, process, lifeline)) }
+        state.withLock { $0.children.append(Running(name: name, process: process, lifeline: lifeline, exit: exit)) }
 
         let timeout = Task {
             try await Task.sleep(for: deadline)
@@ -91,7 +110,7 @@ public final class Supervisor: @unchecked Sendable {
         throw SupervisorError(description: "\(name) did not start: it exited or did not listen within \(deadline) (its output is above)")
     }
 
-    var isStopping: Bool { lock.withLock { stopping } }
+    var isStopping: Bool { state.withLock { $0.stopping } }
 
     /// Starts the children with `startAll`, then runs until stopped. If one
     /// of them cannot start, the ones already running are stopped too, and
@@ -100,15 +119,14 @@ public final class Supervisor: @unchecked Sendable {
         do {
             try await startAll(self)
         } catch {
-            stopAll()
+            await stopAll()
             throw error
         }
         await runUntilStopped()
     }
 
     /// Waits for SIGINT or SIGTERM (or, when our own parent holds a
-    /// lifeline, for its end), then stops every child, newest first: the
-    /// entry point goes before the services it calls.
+    /// lifeline, for its end), then stops every child (see `stopAll`).
     public func runUntilStopped() async {
         let signals = AsyncStream<String>.makeStream()
         var sources: [any DispatchSourceSignal] = []
@@ -130,17 +148,77 @@ public final class Supervisor: @unchecked Sendable {
             Console.line("supervisor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + " | \(reason): stopping all")
             break
         }
-        stopAll()
+        await stopAll()
         _ = sources
     }
 
-    public func stopAll() {
-        let children = lock.withLock { stopping = true; return processes.reversed() }
-        for child in children where child.process.isRunning {
-            child.process.terminate()  // SIGTERM: graceful shutdown
-            let deadline = Date().addingTimeInterval(5)
-            while child.process.isRunning && Date() < deadline { usleep(20_000) }
-            if child.process.isRunning { kill(child.process.processIdentifier, SIGKILL) }
+    /// Stops every child: SIGTERM to all of them (newest first, so the
+    /// entry point hears it before the services it calls), then one wait
+    /// for all of them together, then SIGKILL for any still running when
+    /// `stopGracePeriod` is up.
+    ///
+    /// Together, because the children shut down in parallel anyway: waiting
+    /// for each in turn made a stage with six services take up to six grace
+    /// periods to stop. And without blocking: the wait is on the children's
+    /// termination handlers, so no thread of Swift's cooperative pool (two
+    /// on a two-core machine) is held while they finish.
+    public func stopAll() async {
+        let children = state.withLock { state in
+            state.stopping = true
+            return state.children.reversed().filter { $0.process.isRunning }
+        }
+        guard !children.isEmpty else { return }
+        for child in children { child.process.terminate() }  // SIGTERM: graceful shutdown
+        let deadline = ContinuousClock.now + stopGracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for child in children { await child.exit.wait() }
+            }
+            group.addTask {
+                // Cancelled as soon as every child has exited; otherwise it
+                // wakes at the deadline and ends the stragglers.
+                try? await Task.sleep(until: deadline)
+                guard !Task.isCancelled else { return }
+                for child in children where child.process.isRunning {
+                    Console.line("supervisor".padding(toLength: self.nameWidth, withPad: " ", startingAt: 0)
+                        + " | \(child.name) did not stop within \(self.stopGracePeriod); killing it")
+                    kill(child.process.processIdentifier, SIGKILL)
+                }
+            }
+            // Whichever finishes first: all exited (then the timer is
+            // cancelled), or the deadline (then the waiter finishes once
+            // the killed ones are gone).
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// A child's exit, for async code to wait on: signalled once by the
+/// process's termination handler.
+private final class ExitSignal: Sendable {
+    private struct State {
+        var exited = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiters = state.withLock { state in
+            state.exited = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let exited = state.withLock { state in
+                if !state.exited { state.waiters.append(continuation) }
+                return state.exited
+            }
+            if exited { continuation.resume() }
         }
     }
 }
@@ -150,12 +228,11 @@ public struct SupervisorError: Error, CustomStringConvertible {
 }
 
 /// Turns chunks of output into whole lines.
-final class LineSplitter: @unchecked Sendable {
-    private var pending = Data()
-    private let lock = NSLock()
+final class LineSplitter: Sendable {
+    private let pending = Mutex(Data())
 
     func feed(_ data: Data) -> [String] {
-        lock.withLock {
+        pending.withLock { pending in
             pending.append(data)
             var lines: [String] = []
             while let newline = pending.firstIndex(of: 0x0a) {

@@ -35,14 +35,6 @@ enum Broker {
     static func unique(_ prefix: String) -> String {
         "test-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
     }
-
-    /// The repository's `scripts/infra`: found by walking up from this file
-    /// (it is at the root of the main package), else the main checkout.
-    static var infraScript: String { Repository.infraScript }
-
-    /// The Python with pika in it: `PIKA_PYTHON`, else the repository's
-    /// `.venv` (made by `scripts/setup`).
-    static var python: String { Repository.python }
 }
 
 struct BrokerUnavailable: Error, CustomStringConvertible {
@@ -59,7 +51,7 @@ enum Pika {
     /// Runs `script` with pika; it gets the broker URL as argv[1] and the
     /// extra arguments after it, and prints one JSON document.
     static func run(_ script: String, _ arguments: [String] = []) async throws -> [String: Any] {
-        try await Repository.runPython(script, [Broker.url] + arguments)
+        try await PythonPeer.runJSON(script, arguments: [Broker.url] + arguments)
     }
 
     /// Shared by the scripts: fetch one message with basic_get, waiting up
@@ -96,57 +88,6 @@ enum Pika {
         """
 }
 
-/// A long-running Python helper that talks over stdin/stdout (the TCP proxy).
-final class PythonHelper: @unchecked Sendable {
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-
-    init(script: String, arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: Broker.python)
-        process.arguments = ["-c", script] + arguments
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.standardError
-        try process.run()
-    }
-
-    /// The first line the helper prints.
-    func firstLine() async -> String {
-        await withCheckedContinuation { continuation in
-            Thread {
-                var line = Data()
-                while true {
-                    let byte = self.output.fileHandleForReading.readData(ofLength: 1)
-                    if byte.isEmpty || byte == Data("\n".utf8) { break }
-                    line.append(byte)
-                }
-                continuation.resume(returning: String(decoding: line, as: UTF8.self))
-            }.start()
-        }
-    }
-
-    func send(_ line: String) {
-        input.fileHandleForWriting.write(Data((line + "\n").utf8))
-    }
-
-    func stop() {
-        try? input.fileHandleForWriting.close()
-        process.terminate()
-        process.waitUntilExit()
-    }
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(25))
-    }
-    return try await condition()
-}
-
 /// Takes the next element of a consumer within `timeout`.
 func next<S: AsyncSequence & Sendable>(_ sequence: S, timeout: Duration = .seconds(10)) async throws -> S.Element?
 where S.Element: Sendable {
@@ -175,7 +116,7 @@ actor LocalBroker {
         guard address.hasPrefix("127.0.0.1:") || address.hasPrefix("localhost:") else { return false }
         if attempt == nil {
             attempt = Task {
-                ((try? await runProcess(Broker.infraScript, ["-q", "up", "rabbitmq"], timeout: .seconds(120)))?.status ?? 1) == 0
+                ((try? await runProcess(Repository.infraScript, ["-q", "up", "rabbitmq"], timeout: .seconds(120)))?.status ?? 1) == 0
             }
         }
         return await attempt!.value

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Kafka
 
@@ -54,7 +55,7 @@ extension KafkaIntegrationTests {
         /// starts empty: topics, messages, groups and committed offsets are
         /// gone, so the topic is created again (as services do at start).
         @Test func brokerStoppedMidStreamThenBack() async throws {
-            try Env.requireBroker()
+            try await Env.requireBroker()
             let topic = try await Env.createTopic("outage", partitions: 2)
             let producer = try Env.makeProducer(messageTimeout: .seconds(3))
             var plainConfiguration = KafkaProducerConfiguration(bootstrapServers: Env.bootstrapServers, clientID: "kafka-tests")
@@ -106,18 +107,11 @@ extension KafkaIntegrationTests {
             // fatal). A new idempotent producer works at once. With Tansu's
             // memory storage a restart is a new, empty cluster: services
             // recreate their topics and producers, as they do at start.
-            let deadline = ContinuousClock.now + .seconds(30)
-            var delivered: [KafkaDeliveryReport] = []
-            var lastError: KafkaError?
-            while delivered.isEmpty && ContinuousClock.now < deadline {
-                do {
-                    delivered = try await plain.send((0..<3).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "after-\($0)") })
-                } catch {
-                    lastError = error
-                    try await Task.sleep(for: .milliseconds(500))
-                }
+            // (Poll.until keeps the last error for its message if it never does.)
+            let delivered = try await Poll.until("the plain producer delivers again", within: .seconds(30), every: .milliseconds(500)) {
+                try await plain.send((0..<3).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "after-\($0)") })
             }
-            #expect(delivered.count == 3, "the plain producer did not recover: \(lastError?.description ?? "")")
+            #expect(delivered.count == 3, "the plain producer did not recover")
 
             let staleError = await #expect(throws: KafkaError.self) {
                 _ = try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: "stale"))

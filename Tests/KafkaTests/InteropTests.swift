@@ -35,7 +35,7 @@ extension KafkaIntegrationTests {
             await producer.shutdown()
 
             #expect(reports[12].partition == 1, "an explicit partition is kept")
-            let records = try await PythonPeer.consume(topic: topic, count: messages.count)
+            let records = try await ConfluentKafka.consume(topic: topic, count: messages.count)
             #expect(records.count == messages.count)
             let byPosition = Dictionary(uniqueKeysWithValues: records.map { ("\($0.partition)@\($0.offset)", $0) })
             for (message, report) in zip(messages, reports) {
@@ -53,11 +53,11 @@ extension KafkaIntegrationTests {
         @Test func confluentKafkaProducesSwiftConsumes() async throws {
             let topic = try await Env.createTopic("python-to-swift", partitions: 3)
             let outgoing = Self.sampleMessages(topic: topic).map { message in
-                PythonPeer.Outgoing(
+                ConfluentKafka.Outgoing(
                     key: message.key?.hex, value: message.value?.hex,
                     headers: message.headers.map { [$0.name, $0.value?.hex] }, partition: message.partition)
             }
-            let delivered = try await PythonPeer.produce(topic: topic, messages: outgoing)
+            let delivered = try await ConfluentKafka.produce(topic: topic, messages: outgoing)
             #expect(delivered.count == outgoing.count)
 
             let consumer = try KafkaConsumer.make(

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 @testable import Kafka
 
@@ -53,9 +54,10 @@ extension KafkaIntegrationTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await services.run() }
                 _ = try await producer.send((0..<10).map { KafkaProducerMessage(topic: topic, key: "k", value: "v\($0)") })
-                let deadline = ContinuousClock.now + .seconds(30)
-                while processor.seen.withLock({ $0.count }) < 10 && ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(100))
+                // Not `try`: the services are shut down either way, and the
+                // expectation after the group says what was missing.
+                _ = try? await Poll.until("the processor has seen all 10 messages", within: .seconds(30), every: .milliseconds(100)) {
+                    processor.seen.withLock { $0.count } >= 10 ? true : nil
                 }
                 await services.triggerGracefulShutdown()
                 try await group.waitForAll()

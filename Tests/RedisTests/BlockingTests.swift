@@ -1,4 +1,5 @@
 import Redis
+import TestSupport
 import Testing
 
 /// Blocking pops wait on the server, each on a connection of its own.
@@ -12,16 +13,21 @@ struct BlockingTests {
 
         let clock = ContinuousClock()
         let start = clock.now
-        let waiter = Task { try await consumer.blockingPopMin([key], timeout: .seconds(10)) }
-        // Give the BZPOPMIN time to reach the server and block there.
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(try await producer.send(["CLIENT", "LIST", "TYPE", "normal"]).string.contains("cmd=bzpopmin"))
+        // A server-side wait far longer than the bound below, so that
+        // "woke on ZADD" cannot be mistaken for "timed out", however slow
+        // the machine.
+        let waiter = Task { try await consumer.blockingPopMin([key], timeout: .seconds(30)) }
+        // The ZADD must come after the BZPOPMIN blocks on the server: wait
+        // until the server lists it.
+        try await Poll.until("the server lists the blocked BZPOPMIN", within: .seconds(10)) {
+            try await producer.send(["CLIENT", "LIST", "TYPE", "normal"]).string.contains("cmd=bzpopmin") ? true : nil
+        }
         try await producer.sortedSetAdd(key, member: "job-1", score: 12.5)
 
         let popped = try await waiter.value
         let waited = clock.now - start
         #expect(popped == PoppedMember(key: key, member: Array("job-1".utf8), score: 12.5))
-        #expect(waited < .seconds(3), "woke on ZADD, not on its 10 s timeout (took \(waited))")
+        #expect(waited < .seconds(10), "woke on ZADD, not on its 30 s timeout (took \(waited))")
     }
 
     @Test func blockingPopTimesOutWithNilEvenWhenLongerThanTheCommandTimeout() async throws {

@@ -142,7 +142,7 @@ struct CommandTests {
         let second = try await redis.evaluate(script, keys: [job, counter], arguments: ["active", payload, 2])
         #expect(second == .integer(7))
 
-        let seen = try await Python.run("""
+        let seen = try await RedisPy.run("""
             print(json.dumps({
                 'state': r.hget(\(quoted: job), 'state').decode(),
                 'payload': list(r.hget(\(quoted: job), 'payload')),

@@ -17,7 +17,7 @@ struct CrashRecoveryTests {
         // that the kill is sure to catch some there, however busy the machine.
         let slowRetries = ["PAYMENT_RETRY_BASE_MS": "200"]
         let first = try StageProcess.launch(stage: 1, extraEnvironment: slowRetries)
-        defer { first.stop() }
+        defer { first.requestStop() }
         let http = HTTPClient(timeout: .seconds(10))
         let api = ShopAPI(baseURL: first.baseURL, http: http)
         try await first.waitUntilHealthy(api)
@@ -63,12 +63,12 @@ struct CrashRecoveryTests {
         _ = try await Poll.until("200 orders were answered", within: .seconds(60)) {
             await answered.ids.count >= 200 ? true : nil
         }
-        first.kill()
+        await first.kill()
         checkouts.cancel()
         _ = await checkouts.result
 
         let second = try StageProcess.launch(stage: 1, dataDir: first.dataDir, port: first.port, logName: "restart.log", extraEnvironment: slowRetries)
-        defer { second.stop() }
+        defer { second.requestStop() }
         try await second.waitUntilHealthy(api)
         #expect(second.logTail(lines: 200).contains("resuming an order interrupted"), "the restart finished orders caught between the two transactions")
 

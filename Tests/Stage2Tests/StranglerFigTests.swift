@@ -34,7 +34,7 @@ struct StranglerFigTests {
             return Deployment(user: user, product: product, monolith: monolith, api: api, root: root)
         }
 
-        func stop() { monolith.stop(); product.stop(); user.stop() }
+        func requestStop() { monolith.requestStop(); product.requestStop(); user.requestStop() }
     }
 
     func tables(in file: URL) throws -> Set<String> {
@@ -47,7 +47,7 @@ struct StranglerFigTests {
     @Test("each service owns its database file, and no process opens another's")
     func separateDatabases() async throws {
         let stage = try await Deployment.start()
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let userDB = stage.root.appendingPathComponent("user/users.sqlite")
         let productDB = stage.root.appendingPathComponent("product/products.sqlite")
         let shopDB = stage.root.appendingPathComponent("monolith/shop.sqlite")
@@ -75,7 +75,7 @@ struct StranglerFigTests {
     @Test("the product service down: catalogue and orders answer 503 with Retry-After, sign-in still works; back up: healed, nothing restarted")
     func productServiceDown() async throws {
         let stage = try await Deployment.start()
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let api = stage.api
         let admin = try await api.login(email: Launcher.adminEmail, password: Launcher.adminPassword)
         let product = try await api.createProduct(
@@ -84,7 +84,7 @@ struct StranglerFigTests {
         let customer = try await api.newCustomer("outage")
         let monolithPid = stage.monolith.pid
 
-        stage.product.kill()
+        await stage.product.kill()
         for path in ["/products", "/products/\(product.id)"] {
             let response = try await api.call("GET", path)
             #expect(response.status == 503, "\(path): \(response.text)")
@@ -110,7 +110,7 @@ struct StranglerFigTests {
         let again = try StageProcess.launch(
             stage: 2, serve: "product", dataDir: stage.root.appendingPathComponent("product"), port: stage.product.port,
             logName: "restart.log", extraEnvironment: ["JWT_SECRET": "stage-2-acceptance-secret"])
-        defer { again.stop() }
+        defer { again.requestStop() }
         try await again.waitUntilHealthy(ShopAPI(baseURL: again.baseURL, http: api.http))
         let placed: API.Order = try await Poll.until("ordering works again", within: .seconds(10)) {
             let response = try await api.placeOrder([(product.id, 1)], token: customer.token)
@@ -125,7 +125,7 @@ struct StranglerFigTests {
     @Test("the user service down: sign-in answers 503, browsing and ordering with a token already issued still work")
     func userServiceDown() async throws {
         let stage = try await Deployment.start()
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let api = stage.api
         let admin = try await api.login(email: Launcher.adminEmail, password: Launcher.adminPassword)
         let product = try await api.createProduct(
@@ -133,7 +133,7 @@ struct StranglerFigTests {
             adminToken: admin.token)
         let customer = try await api.newCustomer("token-holder")
 
-        stage.user.kill()
+        await stage.user.kill()
         let login = try await api.call("POST", "/auth/login", json: API.LoginRequest(email: customer.user.email, password: customer.password))
         #expect(login.status == 503 && login.error?.code == "unavailable")
         #expect(login.error?.message.contains("user service") == true)
@@ -165,7 +165,7 @@ struct StranglerFigTests {
         #expect(try await api.call("POST", "/auth/login", json: API.LoginRequest(email: Launcher.adminEmail, password: Launcher.adminPassword)).status == 200)
 
         // SIGTERM to the supervisor stops the rest.
-        stage.stop()
+        await stage.stop()
         let survivors = children.filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
             return !stat.contains(") Z ")  // a zombie has exited, awaiting its reaper

@@ -26,7 +26,7 @@ struct GatewayAndDiscoveryTests {
     @Test("kill -9 one of two product instances under traffic: no client sees an error, and it leaves discovery within its lease")
     func killOneReplica() async throws {
         let (stage, api, admin) = try await Self.start(["--replicas", "product=2"])
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         #expect(try await instances(api, admin: admin).filter { $0.service == "product" }.count == 2)
         let product = try await api.createProduct(
             API.CreateProductRequest(sku: "HA-\(ID.make("x").dropFirst(2))", name: "Spare", priceCents: 300, initialStock: 100_000),
@@ -79,7 +79,7 @@ struct GatewayAndDiscoveryTests {
     @Test("rate limiting trips at the configured budget, per client, with Retry-After and RateLimit headers, and recovers")
     func rateLimit() async throws {
         let (stage, api, _) = try await Self.start(environment: ["RATE_LIMIT_BURST": "20", "RATE_LIMIT_PER_SECOND": "2"])
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let first = try await Poll.until("a customer can sign up", within: .seconds(20)) { try? await api.newCustomer("limited") }
         var remaining: [Int] = []
         var refused: HTTPResponse?
@@ -110,7 +110,7 @@ struct GatewayAndDiscoveryTests {
     @Test("the summary is composed from the user and order services, asked at once; it fails clearly without one of them")
     func summary() async throws {
         let (stage, api, admin) = try await Self.start()
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let customer = try await api.newCustomer("summary")
         let product = try await api.createProduct(
             API.CreateProductRequest(sku: "SUM-\(ID.make("x").dropFirst(2))", name: "Pen", priceCents: 150, initialStock: 10),
@@ -134,7 +134,7 @@ struct GatewayAndDiscoveryTests {
     @Test("a request sent straight to a service with a forged identity is refused")
     func forgedIdentity() async throws {
         let (stage, api, admin) = try await Self.start()
-        defer { stage.stop() }
+        defer { stage.requestStop() }
         let customer = try await api.newCustomer("direct")
         let services = try await instances(api, admin: admin)
         let order = try #require(services.first { $0.service == "order" })

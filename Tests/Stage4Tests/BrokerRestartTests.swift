@@ -11,7 +11,7 @@ struct BrokerRestartTests {
     @Test("restart RabbitMQ in the middle of a burst: every order is placed and decided, nothing lost or doubled")
     func brokerRestartMidBurst() async throws {
         let deployment = try await Deployment.start()
-        defer { deployment.stage.stop() }
+        defer { deployment.stage.requestStop() }
         let traffic = try await Traffic.prepare(deployment, scarceStock: 5, label: "burst")
         let running = traffic.run()
         try await traffic.waitFor(20)

@@ -13,12 +13,12 @@ struct MessagingTests {
     @Test("kill -9 each consumer service in turn under traffic: every order is decided; stock, charges and emails apply once")
     func killEachConsumer() async throws {
         let deployment = try await Deployment.start()
-        defer { deployment.stage.stop() }
+        defer { deployment.stage.requestStop() }
         let traffic = try await Traffic.prepare(deployment, scarceStock: 6, label: "crash")
         let running = traffic.run()
 
         var restarted: [StageProcess] = []
-        defer { for process in restarted { process.stop() } }
+        defer { for process in restarted { process.requestStop() } }
         for victim in ["payment", "inventory", "notification", "order"] {
             try await traffic.waitFor(12)
             let pid = try #require(deployment.stage.child(serving: victim), "the \(victim) service runs")
@@ -36,7 +36,7 @@ struct MessagingTests {
         #expect(orders.count >= 70)
         try await verifyEverythingAppliedOnce(deployment, orders: orders, products: [(traffic.plenty, Traffic.plentyStock), (traffic.scarce, 6)], customers: traffic.customers)
         #expect(try await deployment.deadLetters().isEmpty, "a crash is not a reason to dead-letter anything")
-        for process in restarted { process.stop() }
+        for process in restarted { await process.stop() }
         try await deployment.finish()
     }
 
@@ -81,7 +81,7 @@ struct MessagingTests {
     @Test("a duplicate of a real order.created, published with pika, changes nothing")
     func duplicateChangesNothing() async throws {
         let deployment = try await Deployment.start()
-        defer { deployment.stage.stop() }
+        defer { deployment.stage.requestStop() }
         let api = deployment.api
         let product = try await api.createProduct(.init(sku: "D-\(ID.make("x").dropFirst(2))", name: "Once", priceCents: 1_500, initialStock: 5), adminToken: deployment.admin.token)
         let customer = try await api.newCustomer("dup")
@@ -139,7 +139,7 @@ struct MessagingTests {
     @Test("poison published with pika lands among the dead letters with its reason, while orders keep flowing")
     func poisonIsDeadLettered() async throws {
         let deployment = try await Deployment.start()
-        defer { deployment.stage.stop() }
+        defer { deployment.stage.requestStop() }
         let api = deployment.api
         let customer = try await api.newCustomer("poison")
         _ = try await deployment.pika(Self.poison)
@@ -181,7 +181,7 @@ struct MessagingTests {
         // Two attempts in all (one retry step of 100 ms): the card that fails
         // twice cannot get through on its own.
         let deployment = try await Deployment.start(["RETRY_DELAYS_MS": "100"])
-        defer { deployment.stage.stop() }
+        defer { deployment.stage.requestStop() }
         let api = deployment.api
         let customer = try await api.newCustomer("replay")
         let product = try await api.createProduct(.init(sku: "R-\(ID.make("x").dropFirst(2))", name: "Patient", priceCents: 4_200, initialStock: 3), adminToken: deployment.admin.token)

@@ -64,7 +64,7 @@ struct Deployment {
     /// Stops the stage and deletes its exchanges and queues, so that test runs
     /// do not pile up queues on a developer's broker.
     func finish() async throws {
-        stage.stop()
+        await stage.stop()
         _ = try await pika("""
             import json, sys, pika
             url, exchange = sys.argv[1:3]
@@ -83,7 +83,7 @@ struct Deployment {
     /// Runs a pika script against this deployment: it gets the broker URL and
     /// the exchange as argv[1] and argv[2], then `arguments`.
     func pika(_ script: String, _ arguments: [String] = []) async throws -> [String: Any] {
-        try await Repository.runPython(script, [amqpURL, exchange] + arguments)
+        try await PythonPeer.runJSON(script, arguments: [amqpURL, exchange] + arguments)
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Synchronization
 import Storage
+import TestSupport
 import Testing
 
 /// Group commit against a real SQLite file: writes queued together share a
@@ -63,8 +64,11 @@ struct GroupCommitTests {
                 return await group.reduce(into: [Int: Result<String, any Error>]()) { $0[$1.0] = $1.1 }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while writer.queued < jobs, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        // `try?`: the expectation below reports a shortfall, and the gate
+        // must open either way.
+        _ = try? await Poll.until("all \(jobs) writes are queued", within: .seconds(10), every: .milliseconds(5)) {
+            writer.queued >= jobs ? true : nil
+        }
         #expect(writer.queued == jobs)
         gate.signal()
 
@@ -114,12 +118,17 @@ struct GroupCommitTests {
                 // Queue batch 2 while batch 1 is still in the writer.
                 let next = Task { try await writer.write { _ in shared.record("batch 2") } }
                 shared.second.withLock { $0 = next }
+                // This closure runs on GRDB's writer queue, inside the
+                // batch, and must not return before batch 2 is queued; it
+                // cannot await, so it polls with usleep. That blocks GRDB's
+                // own dispatch thread, not one of Swift's cooperative pool.
                 let deadline = ContinuousClock.now + .seconds(10)
                 while writer.queued == 0, ContinuousClock.now < deadline { usleep(1_000) }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while writer.queued == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        _ = try? await Poll.until("batch 2 is queued", within: .seconds(10), every: .milliseconds(2)) {
+            writer.queued > 0 ? true : nil
+        }
         // Queued now, synchronously: behind the gate and batch 1's drain.
         let (plainDone, done) = AsyncStream<Void>.makeStream()
         pool.asyncWriteWithoutTransaction { _ in
@@ -164,23 +173,38 @@ struct GroupCommitTests {
         let other = try DatabaseQueue(path: path)
         let writer = GroupCommit(pool)
 
-        let holding = DispatchSemaphore(value: 0)
+        // The other connection holds the lock on its own GRDB queue, where
+        // blocking on a semaphore is harmless. (It used to block in a
+        // Task.detached while the test waited on a semaphore: two blocked
+        // threads, which on a two-core machine is all of Swift's
+        // cooperative pool, stalling every other test in the process.)
         let release = DispatchSemaphore(value: 0)
-        let lockHolder = Task.detached {
-            try other.inDatabase { db in
+        let (holding, nowHolding) = AsyncStream<Result<Void, any Error>>.makeStream()
+        let (released, nowReleased) = AsyncStream<Result<Void, any Error>>.makeStream()
+        other.asyncWriteWithoutTransaction { db in
+            do {
                 try db.execute(sql: "BEGIN IMMEDIATE")
-                holding.signal()
+                nowHolding.yield(.success(()))
+                nowHolding.finish()
                 release.wait()
                 try db.execute(sql: "ROLLBACK")
+                nowReleased.yield(.success(()))
+            } catch {
+                // Once finished, a stream ignores what it is given: the
+                // error goes to whichever side is still waiting.
+                nowHolding.yield(.failure(error))
+                nowReleased.yield(.failure(error))
             }
+            nowHolding.finish()
+            nowReleased.finish()
         }
-        holding.wait()
+        for await outcome in holding { try outcome.get() }
         let refused = await #expect(throws: DatabaseError.self) {
             try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('blocked')") }
         }
         #expect(refused?.resultCode == .SQLITE_BUSY)
         release.signal()
-        try await lockHolder.value
+        for await outcome in released { try outcome.get() }
         try await writer.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('after')") }
         #expect(try await pool.read { db in try String.fetchAll(db, sql: "SELECT v FROM t") } == ["after"])
     }
@@ -197,8 +221,9 @@ struct GroupCommitTests {
 
         func enqueue(_ n: Int, _ body: @escaping @Sendable (Database) throws -> Void) async throws -> Task<Void, any Error> {
             let task = Task { try await writer.write { db in try body(db) } }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while writer.queued < n, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+            _ = try? await Poll.until("\(n) writes are queued", within: .seconds(10), every: .milliseconds(2)) {
+                writer.queued >= n ? true : nil
+            }
             return task
         }
         let before = try await enqueue(1) { db in try db.execute(sql: "INSERT INTO t (v) VALUES ('before')") }

@@ -96,14 +96,11 @@ public final class StageProcess: Sendable {
     public let baseURL: String
     public let dataDir: URL
     public let logFile: URL
-    private let process: Process
-    // Held until the test process exits: its closing is the child's signal
-    // to stop (see ShopServer's Lifeline), even if the tests crash.
-    private let lifeline: Pipe
+    private let process: ChildProcess
 
-    private init(baseURL: String, dataDir: URL, logFile: URL, process: Process, lifeline: Pipe) {
+    private init(baseURL: String, dataDir: URL, logFile: URL, process: ChildProcess) {
         self.baseURL = baseURL; self.dataDir = dataDir; self.logFile = logFile
-        self.process = process; self.lifeline = lifeline
+        self.process = process
     }
 
     /// Where `swift build` put the executables: `SHOP_BIN_DIR`, else the
@@ -132,32 +129,30 @@ public final class StageProcess: Sendable {
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         let logFile = dataDir.appendingPathComponent(logName)
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logFile)
 
         let port = try port ?? FreePort.find()
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = (serve.map { ["serve", $0] } ?? []) + ["--port", String(port), "--data-dir", dataDir.path] + extraArguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["SHOP_EXIT_ON_STDIN_EOF"] = "1"
-        environment["ADMIN_EMAIL"] = Launcher.adminEmail
-        environment["ADMIN_PASSWORD"] = Launcher.adminPassword
-        environment["JWT_SECRET"] = "characterization-suite-secret-\(port)"
-        // The suite signs up hundreds of users; bcrypt's minimum cost keeps
-        // that fast. Hashing is still real bcrypt.
-        environment["BCRYPT_COST"] = environment["BCRYPT_COST"] ?? "4"
-        // Stages with services of their own let them pick free ports, so
-        // that several stages can run side by side in one test run.
-        environment["USER_SERVICE_PORT"] = "0"
-        environment["PRODUCT_SERVICE_PORT"] = "0"
-        environment.merge(extraEnvironment) { $1 }
-        process.environment = environment
-        let lifeline = Pipe()
-        process.standardInput = lifeline
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        return StageProcess(baseURL: "http://127.0.0.1:\(port)", dataDir: dataDir, logFile: logFile, process: process, lifeline: lifeline)
+        let arguments = (serve.map { ["serve", $0] } ?? []) + ["--port", String(port), "--data-dir", dataDir.path] + extraArguments
+        var environment: [String: String?] = [
+            "SHOP_EXIT_ON_STDIN_EOF": "1",
+            "ADMIN_EMAIL": Launcher.adminEmail,
+            "ADMIN_PASSWORD": Launcher.adminPassword,
+            "JWT_SECRET": "characterization-suite-secret-\(port)",
+            // The suite signs up hundreds of users; bcrypt's minimum cost keeps
+            // that fast. Hashing is still real bcrypt.
+            "BCRYPT_COST": ProcessInfo.processInfo.environment["BCRYPT_COST"] ?? "4",
+            // Stages with services of their own let them pick free ports, so
+            // that several stages can run side by side in one test run.
+            "USER_SERVICE_PORT": "0",
+            "PRODUCT_SERVICE_PORT": "0",
+        ]
+        for (name, value) in extraEnvironment { environment[name] = value }
+        // Its stdin is a pipe whose other end this process holds until it
+        // exits: its closing is the child's signal to stop (see ShopServer's
+        // Lifeline), even if the tests crash.
+        let process = try ChildProcess.start(
+            executable.path, arguments, environment: environment,
+            stdin: .pipe, stdout: .file(logFile), stderr: .file(logFile))
+        return StageProcess(baseURL: "http://127.0.0.1:\(port)", dataDir: dataDir, logFile: logFile, process: process)
     }
 
     /// The processes this one started (a stage's supervisor starts its
@@ -178,13 +173,13 @@ public final class StageProcess: Sendable {
     }
 
     public var isRunning: Bool { process.isRunning }
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.pid }
 
     public func waitUntilHealthy(_ api: ShopAPI, within deadline: Duration = .seconds(60)) async throws {
         do {
             _ = try await Poll.until("\(baseURL)/health answers 200", within: deadline, every: .milliseconds(50)) { () async throws -> Bool? in
-                guard self.process.isRunning else {
-                    throw LaunchError("the stage exited with status \(self.process.terminationStatus)")
+                if let status = self.process.terminationStatus {
+                    throw LaunchError("the stage exited with status \(status)")
                 }
                 return try await api.call("GET", "/health", timeout: .seconds(2)).status == 200 ? true : nil
             }
@@ -201,18 +196,24 @@ public final class StageProcess: Sendable {
     public var port: Int { Int(baseURL.split(separator: ":").last!)! }
 
     /// Kills the stage with SIGKILL, as a crash or an OOM killer would: no
-    /// shutdown code runs. Waits until it is gone.
-    public func kill() {
-        guard process.isRunning else { return }
-        _ = Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    /// shutdown code runs. Returns once it is gone (its port and its
+    /// database are free for a restart).
+    public func kill() async {
+        await process.kill()
     }
 
-    /// Stops the stage as a process manager would (SIGTERM) and waits.
-    public func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+    /// Stops the stage as a process manager would (SIGTERM) and returns once
+    /// it has exited; SIGKILL if it takes more than 30 s.
+    public func stop() async {
+        await process.terminate(grace: .seconds(30))
+    }
+
+    /// Sends SIGTERM and returns at once: for a `defer` at the end of a
+    /// test, which cannot await. The stage finishes stopping on its own
+    /// (and is reaped in the background); a test that needs it gone awaits
+    /// `stop()` instead.
+    public func requestStop() {
+        process.send(SIGTERM)
     }
 }
 

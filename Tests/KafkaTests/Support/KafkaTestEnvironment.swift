@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -39,19 +40,9 @@ struct EnvironmentError: Error, CustomStringConvertible {
 
 /// Where things are, and the broker the tests run against.
 enum KafkaTestEnvironment {
-    /// The project root: the folder holding `scripts/infra`. `SHOP_ROOT`
-    /// overrides; otherwise we walk up from this source file.
-    static let projectRoot: String? = {
-        if let root = ProcessInfo.processInfo.environment["SHOP_ROOT"] { return root }
-        var folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while folder.path != "/" {
-            if FileManager.default.isExecutableFile(atPath: folder.appendingPathComponent("scripts/infra").path) {
-                return folder.path
-            }
-            folder = folder.deletingLastPathComponent()
-        }
-        return nil
-    }()
+    /// The project root: the folder holding `scripts/infra` (`SHOP_ROOT`
+    /// overrides; see TestSupport's `Repository`).
+    static var projectRoot: String? { Repository.root }
 
     static let port = Int(ProcessInfo.processInfo.environment["KAFKA_PORT"] ?? "") ?? 9092
     static var bootstrapServers: String { "127.0.0.1:\(port)" }
@@ -73,22 +64,21 @@ enum KafkaTestEnvironment {
 
     /// Fails the test, clearly, when nothing listens on the broker's port:
     /// these tests need a real broker and are never skipped.
-    static func requireBroker() throws {
+    static func requireBroker() async throws {
         // A local broker that does not answer is started, as the stages do
-        // (scripts/infra up kafka); then checked again.
+        // (scripts/infra up kafka); then checked again. Through the shared
+        // runner, which waits without holding a cooperative thread: starting
+        // Tansu takes seconds.
         if !canConnect(port: port), let root = projectRoot {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: root + "/scripts/infra")
-            process.arguments = ["-q", "up", "kafka"]
-            process.environment = ProcessInfo.processInfo.environment.merging(["KAFKA_PORT": String(port)]) { $1 }
-            if (try? process.run()) != nil { process.waitUntilExit() }
+            _ = try? await runProcess(root + "/scripts/infra", ["-q", "up", "kafka"], environment: ["KAFKA_PORT": String(port), "LD_LIBRARY_PATH": nil], timeout: .seconds(120))
         }
         guard canConnect(port: port) else {
             throw EnvironmentError(description: "the Kafka broker (Tansu) is not reachable on \(bootstrapServers): start it with `scripts/infra up kafka` (scripts/test does this)")
         }
     }
 
-    /// A plain TCP connect to 127.0.0.1:port; loopback refuses at once.
+    /// A plain TCP connect to 127.0.0.1:port; loopback refuses at once, so
+    /// this blocking call returns within microseconds.
     static func canConnect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -117,7 +107,7 @@ enum KafkaTestEnvironment {
     }
 
     static func createTopic(_ prefix: String, partitions: Int32) async throws -> String {
-        try requireBroker()
+        try await requireBroker()
         let name = uniqueName(prefix)
         let admin = try makeAdmin()
         defer { admin.close() }
@@ -137,7 +127,10 @@ enum KafkaTestEnvironment {
 
     /// Runs `scripts/infra <arguments>` (quietly) and fails on a non-zero exit.
     static func infra(_ arguments: String...) async throws {
-        let result = try await runProcess(try root() + "/scripts/infra", ["-q"] + arguments, timeout: .seconds(60))
+        // Without the LD_LIBRARY_PATH our re-exec added (see RdKafkaLibrary):
+        // other programs see the environment we were started with.
+        let result = try await runProcess(
+            try root() + "/scripts/infra", ["-q"] + arguments, environment: ["LD_LIBRARY_PATH": nil], timeout: .seconds(60))
         guard result.status == 0 else {
             throw EnvironmentError(description: "scripts/infra \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
         }
@@ -172,63 +165,4 @@ func collect(
         }
         return messages
     }
-}
-
-/// What a finished subprocess said.
-struct ProcessResult: Sendable {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs a program to completion without blocking a cooperative thread
-/// (the wait is a termination handler), killing it after `timeout`.
-func runProcess(
-    _ executable: String, _ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)
-) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    // Output goes to files: a pipe that fills up would block the child.
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kafka-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: folder) }
-    let out = folder.appendingPathComponent("stdout"), err = folder.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-    process.standardOutput = outHandle
-    process.standardError = errHandle
-    let input = Pipe()
-    process.standardInput = input
-    // The child must not inherit the LD_LIBRARY_PATH our re-exec added: the
-    // confluent-kafka wheel loads its own librdkafka either way, but other
-    // programs should see the environment we were started with.
-    var environment = ProcessInfo.processInfo.environment
-    environment["LD_LIBRARY_PATH"] = nil
-    process.environment = environment
-
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-            return
-        }
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        let pid = process.processIdentifier
-        Task.detached {
-            try? await Task.sleep(for: timeout)
-            if process.isRunning { kill(pid, SIGKILL) }
-        }
-    }
-    try? outHandle.close()
-    try? errHandle.close()
-    return ProcessResult(
-        status: status,
-        stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
 }

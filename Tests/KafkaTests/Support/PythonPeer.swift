@@ -1,26 +1,15 @@
 import Foundation
 import Kafka
+import TestSupport
 
 /// confluent-kafka (Python) on the other side of the broker: the reference
 /// client that proves what we put on the wire is what others read, and the
 /// other way round. Scripts are inline and talk JSON; bytes travel as hex so
 /// that keys and values need not be text.
-enum PythonPeer {
-    static func python() throws -> String {
-        let path = try KafkaTestEnvironment.root() + "/.venv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw EnvironmentError(description: "\(path) is missing: run scripts/setup (it installs confluent-kafka into .venv)")
-        }
-        return path
-    }
-
+enum ConfluentKafka {
     /// Runs an inline script with JSON on stdin; returns its stdout.
     static func run(_ script: String, input: String = "", timeout: Duration = .seconds(60)) async throws -> String {
-        let result = try await runProcess(try python(), ["-c", script], stdin: input, timeout: timeout)
-        guard result.status == 0 else {
-            throw EnvironmentError(description: "python peer exited \(result.status):\n\(result.stderr)\n\(result.stdout)")
-        }
-        return result.stdout
+        try await PythonPeer.run(script, input: input, timeout: timeout)
     }
 
     struct Record: Codable, Hashable {

@@ -76,28 +76,29 @@ final class RedisTestServer: Sendable {
             throw TestFailure("redis-server not found on PATH (apt-get install -y redis-server)")
         }
         try? FileManager.default.removeItem(atPath: files.pid)
-        // Not Foundation's Process: on Linux it learns that a child ended
-        // through a descriptor the child inherits, and the daemon keeps that
-        // open after the parent it forked from has exited, so the
-        // termination handler never runs.
-        let status = try await spawnAndWait(executable, [
+        // TestSupport's runner waits for the process it started (the one
+        // that forks the daemon and exits within milliseconds) with waitpid
+        // on a thread of its own, and gives the child none of our
+        // descriptors: the daemon cannot hold on to the test runner's
+        // output pipe (which CI waits on to see EOF) for as long as it runs.
+        let result = try await runProcess(executable, [
             "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--daemonize", "yes", "--pidfile", files.pid, "--logfile", files.log,
-        ])
-        guard status == 0 else {
-            throw TestFailure("redis-server exited with \(status) starting on port \(port); see \(files.log)")
+        ], timeout: .seconds(10))
+        guard result.status == 0 else {
+            throw TestFailure("redis-server exited with \(result.status) starting on port \(port): \(result.stderr)\(result.stdout); see \(files.log)")
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let fast = RedisConfiguration(connectTimeout: .milliseconds(200), commandTimeout: .seconds(1))
-            if let connection = try? await RedisConnection.connect(to: address, configuration: fast),
-               (try? await connection.ping()) != nil {
-                connection.close()
-                return
+        let address = self.address
+        do {
+            try await Poll.until("redis-server on port \(port) answers PING", within: .seconds(10), every: .milliseconds(50)) { () async throws -> Bool? in
+                let fast = RedisConfiguration(connectTimeout: .milliseconds(200), commandTimeout: .seconds(1))
+                let connection = try await RedisConnection.connect(to: address, configuration: fast)
+                defer { connection.close() }
+                return try await connection.ping() == "PONG" ? true : nil
             }
-            try await Task.sleep(for: .milliseconds(50))
+        } catch {
+            throw TestFailure("\(error); see \(files.log)")
         }
-        throw TestFailure("redis-server on port \(port) did not answer within 10 s; see \(files.log)")
     }
 
     /// Ends the process with `signal` (SIGKILL: no goodbye to clients) and
@@ -108,9 +109,11 @@ final class RedisTestServer: Sendable {
               let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
         else { return }
         kill(pid, signal)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while isProcessRunning(pid), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+        // Not a child of ours (it daemonized), so there is no exit to wait
+        // for: ask until it is gone. Giving up after 10 s leaves the next
+        // launch to fail and say why.
+        _ = try? await Poll.until("redis-server \(pid) has exited", within: .seconds(10)) {
+            isProcessRunning(pid) ? nil : true
         }
         try? FileManager.default.removeItem(atPath: files.pid)
     }

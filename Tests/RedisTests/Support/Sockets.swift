@@ -35,15 +35,32 @@ final class LoopbackListener: @unchecked Sendable {
     /// A listener whose accept queue is full and that never accepts, so the
     /// kernel drops new SYNs: a connect to it hangs like one to a host that
     /// does not answer, but without sending anything off this machine.
-    static func blackHole() throws -> LoopbackListener {
+    static func blackHole() async throws -> LoopbackListener {
         let listener = try LoopbackListener(backlog: 0)
         // With backlog 0 the queue holds one connection; fill it (and one
         // more, to be safe), and a third connect finds it full.
         for _ in 0..<2 {
             listener.extraSockets.append(try connectNonBlocking(to: listener.port))
         }
-        usleep(100_000)  // let the filler handshakes finish
+        // Wait until the filler's handshake has finished and it sits in the
+        // accept queue: a listening socket polls readable exactly then. (A
+        // fixed pause would be too short on a busy machine, and would block
+        // a cooperative thread if it were usleep.)
+        do {
+            try await Poll.until("a connection is queued on the black hole", within: .seconds(5), every: .milliseconds(2)) {
+                listener.hasQueuedConnection ? true : nil
+            }
+        } catch {
+            listener.close()
+            throw error
+        }
         return listener
+    }
+
+    /// True when a connection waits in the accept queue (poll with no wait).
+    private var hasQueuedConnection: Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLIN) != 0
     }
 
     /// Accepts one pending connection (it must already be queued).
@@ -97,67 +114,6 @@ private func closeSocket(_ fd: Int32) {
     #endif
 }
 
-/// Starts a program and waits for it to exit; returns its exit status.
-///
-/// Made for programs that daemonize (redis-server --daemonize yes): the
-/// child gets /dev/null for stdin/stdout/stderr and no other descriptor of
-/// ours. Otherwise the daemon would hold on to whatever was open here (the
-/// test runner's output pipe, which CI waits on to see EOF; a listening
-/// socket another test is about to close) for as long as it runs.
-func spawnAndWait(_ executable: String, _ arguments: [String]) async throws -> Int32 {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    // The child inherits the signal mask of the thread that spawns it, and
-    // this runs on a thread where the runtime may have blocked signals: the
-    // server would then ignore SIGTERM. Start it with nothing blocked and
-    // default dispositions, like a shell would.
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    var allSignals = sigset_t()
-    sigfillset(&allSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    posix_spawnattr_setsigdefault(&attributes, &allSignals)
-    var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
-    #if canImport(Glibc)
-    // glibc 2.34+ has posix_spawn_file_actions_addclosefrom_np, but Swift's
-    // Glibc module does not import it (it is a GNU extension), so look it up.
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-    if let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") {
-        _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
-    }
-    #else
-    flags |= Int16(POSIX_SPAWN_CLOEXEC_DEFAULT)
-    #endif
-    posix_spawnattr_setflags(&attributes, flags)
-
-    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid = pid_t()
-    let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-    guard result == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(result)))") }
-
-    // waitpid blocks, so it gets a thread of its own rather than one of the
-    // cooperative pool's. A daemonizing parent exits within milliseconds.
-    let child = pid
-    let status: Int32 = await withCheckedContinuation { continuation in
-        Thread {
-            var status: Int32 = 0
-            while waitpid(child, &status, 0) == -1 && errno == EINTR {}
-            continuation.resume(returning: status)
-        }.start()
-    }
-    // The W* macros are not imported into Swift: exited normally when the
-    // low 7 bits are 0, exit code in the next 8.
-    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-}
-
 /// True while `pid` is alive. A process that has exited but not been reaped
 /// (a zombie) counts as gone: a daemon's parent has exited, and in a
 /// container whose PID 1 does not reap, it stays a zombie for good.
@@ -174,60 +130,18 @@ func isProcessRunning(_ pid: pid_t) -> Bool {
     #endif
 }
 
-/// Runs a program to the end and returns its exit status and output
-/// (stdout then stderr). Waits with a continuation on the termination
-/// handler rather than `waitUntilExit()`, which would block a thread of
-/// Swift's cooperative pool.
-func runProcess(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { process in
-            continuation.resume(returning: process.terminationStatus)
-        }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
-    }
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    return (status, String(decoding: data, as: UTF8.self))
-}
-
-/// The package's Python with redis-py (`.venv`, made with `python3 -m venv
-/// .venv && .venv/bin/pip install redis`), used to check that what Swift
-/// wrote is what another client reads.
-enum Python {
-    static var executable: String? {
-        if let path = ProcessInfo.processInfo.environment["REDIS_PYTHON"] { return path }
-        // Tests/RedisTests/Support/Sockets.swift -> the package root.
-        let root = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent(".venv/bin/python").path
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-    }
-
-    static var isAvailable: Bool { executable != nil }
-
+/// redis-py (TestSupport's Python peer) bound to a server, used to check
+/// that what Swift wrote is what another client reads.
+enum RedisPy {
     /// Runs `code` with `r` bound to a redis-py client of `address`; returns
     /// what it printed.
     static func run(_ code: String, against address: RedisAddress) async throws -> String {
-        guard let executable else { throw TestFailure("no .venv/bin/python with redis-py: run scripts/setup") }
         let program = """
             import redis, sys, json
             r = redis.Redis(host=\(quoted: address.host), port=\(address.port))
             \(code)
             """
-        let result = try await runProcess(executable, ["-c", program])
-        guard result.status == 0 else { throw TestFailure("python failed (\(result.status)): \(result.output)") }
-        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return try await PythonPeer.run(program).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
