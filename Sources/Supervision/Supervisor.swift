@@ -32,8 +32,14 @@ public final class Supervisor: Sendable {
 
     private struct State {
         var children: [Running] = []
+        /// The arguments of every child started, to recognise one that was
+        /// restarted by hand (see `stopAll`).
+        var commands: [[String]] = []
         var stopping = false
     }
+
+    /// "supervisor", padded to the children's names.
+    var label: String { "supervisor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) }
 
     private let state = Mutex(State())
     private let nameWidth: Int
@@ -57,13 +63,14 @@ public final class Supervisor: Sendable {
     public func start(
         _ name: String, arguments: [String], environment: [String: String] = [:], deadline: Duration = .seconds(60)
     ) async throws -> Child {
+        // env(1) adds the deployment's settings and the lifeline's switch to
+        // what the child inherits from us, then execs the stage: the pid is
+        // the child's own, and nothing here reads our environment.
         let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { $1 }
-        env["SHOP_EXIT_ON_STDIN_EOF"] = "1"
-        process.environment = env
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let settingsArguments = (environment.merging(["SHOP_EXIT_ON_STDIN_EOF": "1"]) { $1 })
+            .sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        process.arguments = settingsArguments + [executable.path] + arguments
         let lifeline = Pipe()
         let output = Pipe()
         process.standardInput = lifeline
@@ -92,12 +99,16 @@ public final class Supervisor: Sendable {
             exit.signal()
             listening.continuation.finish()
             let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
-            if self?.isStopping == false {
-                Console.line("supervisor".padding(toLength: self?.nameWidth ?? 10, withPad: " ", startingAt: 0) + " | \(name) \(reason); the others keep running (restart it with: \(again))")
+            if let self, !self.isStopping {
+                Console.line(self.label + " | \(name) \(reason); the others keep running. Restart it by hand with: \(again)")
+                Console.line(self.label + " | (a service restarted by hand runs outside the supervisor; stopping the stage stops it too)")
             }
         }
         try process.run()
-        state.withLock { $0.children.append(Running(name: name, process: process, lifeline: lifeline, exit: exit)) }
+        state.withLock {
+            $0.children.append(Running(name: name, process: process, lifeline: lifeline, exit: exit))
+            $0.commands.append(arguments)
+        }
 
         let timeout = Task {
             try await Task.sleep(for: deadline)
@@ -105,6 +116,8 @@ public final class Supervisor: Sendable {
         }
         defer { timeout.cancel() }
         for await url in listening.stream {
+            // The pid, for `kill -9` in the workshop's experiments.
+            Console.line(label + " | \(name) is up: pid \(process.processIdentifier), \(url)")
             return Child(name: name, url: url, pid: process.processIdentifier)
         }
         throw SupervisorError(description: "\(name) did not start: it exited or did not listen within \(deadline) (its output is above)")
@@ -162,10 +175,20 @@ public final class Supervisor: Sendable {
     /// periods to stop. And without blocking: the wait is on the children's
     /// termination handlers, so no thread of Swift's cooperative pool (two
     /// on a two-core machine) is held while they finish.
+    ///
+    /// A service that was restarted by hand, with the command printed when
+    /// it died, is not our child, but it belongs to this deployment: it gets
+    /// SIGTERM too, so that stopping the stage stops all of it (and stage 2's
+    /// fixed ports are free for the next start).
     public func stopAll() async {
-        let children = state.withLock { state in
+        let (children, commands) = state.withLock { state in
             state.stopping = true
-            return state.children.reversed().filter { $0.process.isRunning }
+            return (state.children.reversed().filter { $0.process.isRunning }, state.commands)
+        }
+        let ours = Set(children.map(\.process.processIdentifier))
+        for (pid, name) in Self.restartedByHand(commands: commands, executable: executable.path) where !ours.contains(pid) {
+            Console.line(label + " | stopping \(name) (pid \(pid)), restarted by hand")
+            kill(pid, SIGTERM)
         }
         guard !children.isEmpty else { return }
         for child in children { child.process.terminate() }  // SIGTERM: graceful shutdown
@@ -180,8 +203,7 @@ public final class Supervisor: Sendable {
                 try? await Task.sleep(until: deadline)
                 guard !Task.isCancelled else { return }
                 for child in children where child.process.isRunning {
-                    Console.line("supervisor".padding(toLength: self.nameWidth, withPad: " ", startingAt: 0)
-                        + " | \(child.name) did not stop within \(self.stopGracePeriod); killing it")
+                    Console.line(self.label + " | \(child.name) did not stop within \(self.stopGracePeriod); killing it")
                     kill(child.process.processIdentifier, SIGKILL)
                 }
             }
@@ -191,6 +213,28 @@ public final class Supervisor: Sendable {
             await group.next()
             group.cancelAll()
         }
+    }
+}
+
+extension Supervisor {
+    /// Processes running this executable with the arguments of one of our
+    /// children (`serve payment --host … --data-dir …`): the same service of
+    /// the same deployment, started again by hand. Found in /proc, by pid;
+    /// the answer names the service.
+    static func restartedByHand(commands: [[String]], executable: String) -> [(pid: pid_t, name: String)] {
+        guard !commands.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var found: [(pid_t, String)] = []
+        for entry in entries {
+            guard let pid = pid_t(entry), pid != getpid(),
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { continue }
+            let argv = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            guard argv.count > 1, argv[0] == executable || argv[0].hasSuffix("/" + (executable as NSString).lastPathComponent) else { continue }
+            let rest = Array(argv.dropFirst().filter { !$0.isEmpty })
+            if let command = commands.first(where: { $0 == rest }) {
+                found.append((pid, command.count > 1 ? command[1] : "a service"))
+            }
+        }
+        return found
     }
 }
 
