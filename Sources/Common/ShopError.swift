@@ -7,6 +7,8 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
     case invalidCredentials = "invalid_credentials"
     case forbidden
     case notFound = "not_found"
+    /// The path is served, but not with this method (405, with `Allow`).
+    case methodNotAllowed = "method_not_allowed"
     case invoiceNotReady = "invoice_not_ready"
     case emailTaken = "email_taken"
     case skuTaken = "sku_taken"
@@ -26,6 +28,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
         case .unauthorized, .invalidCredentials: 401
         case .forbidden: 403
         case .notFound, .invoiceNotReady: 404
+        case .methodNotAllowed: 405
         case .emailTaken, .skuTaken, .orderNotCancellable, .orderNotShippable, .idempotencyKeyReused: 409
         case .payloadTooLarge: 413
         case .rateLimited: 429

@@ -45,9 +45,11 @@ public struct GatewayEdge: Sendable {
     /// the API reference.
     public func makeRouter(settings: Settings) -> Router<ShopRequestContext> {
         let router = Router(context: ShopRequestContext.self)
-        router.add(middleware: ContractMiddleware())
+        let routes = RouteTable()
+        router.add(middleware: ContractMiddleware(routes: routes))
+        routes.serve(router)
         router.add(middleware: RateLimiter(perSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, auth: auth))
-        OpenAPIDocument.add(to: router)
+        OpenAPIDocument.add(to: router, stage: stage)
         return router
     }
 

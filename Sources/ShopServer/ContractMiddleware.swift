@@ -19,7 +19,11 @@ extension HTTPField.Name {
 public struct ContractMiddleware: RouterMiddleware {
     public typealias Context = ShopRequestContext
 
-    public init() {}
+    /// What the process serves, for 405 answers; none: every unknown
+    /// method-and-path is a 404.
+    let routes: RouteTable?
+
+    public init(routes: RouteTable? = nil) { self.routes = routes }
 
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -37,6 +41,12 @@ public struct ContractMiddleware: RouterMiddleware {
                 throw ShopError.payloadTooLarge
             }
             response = try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound && !(routes?.methods(for: request.uri.path).isEmpty ?? true) {
+            // The path is served, with other methods: say which.
+            let allowed = routes?.methods(for: request.uri.path) ?? []
+            response = Reply.error(ShopError(
+                .methodNotAllowed, "\(request.method.rawValue) is not served at \(request.uri.path); it answers \(allowed.joined(separator: ", "))"))
+            response.headers[.allow] = allowed.joined(separator: ", ")
         } catch {
             response = Self.response(for: error, request: request, logger: context.logger)
         }

@@ -41,12 +41,16 @@ public enum ShopServerRunner {
         try await group.run()
     }
 
-    /// The router every entry point starts from: contract errors, request
-    /// ids, the API reference.
-    public static func makeRouter() -> Router<ShopRequestContext> {
+    /// The router every process starts from: contract errors and request
+    /// ids. An entry point (the one address clients use) also serves its
+    /// stage's API reference; a service behind it does not, since it
+    /// answers only part of the contract.
+    public static func makeRouter(apiReferenceOfStage stage: Int? = nil) -> Router<ShopRequestContext> {
         let router = Router(context: ShopRequestContext.self)
-        router.add(middleware: ContractMiddleware())
-        OpenAPIDocument.add(to: router)
+        let routes = RouteTable()
+        router.add(middleware: ContractMiddleware(routes: routes))
+        routes.serve(router)
+        if let stage { OpenAPIDocument.add(to: router, stage: stage) }
         return router
     }
 }

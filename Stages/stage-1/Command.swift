@@ -5,7 +5,7 @@ import ShopServer
 
 /// Stage 1: the monolith. One process, one SQLite file, the whole contract.
 @main
-struct Stage1: AsyncParsableCommand {
+struct StageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: ThisStage.name, abstract: "The shop as one process over one SQLite database.")
 

@@ -26,7 +26,7 @@ enum Monolith {
         try await accounts.ensureAdmin(email: credentials.adminEmail, password: credentials.adminPassword, logger: logger)
         try await checkout.start(logger: logger)
 
-        let router = ShopServerRunner.makeRouter()
+        let router = ShopServerRunner.makeRouter(apiReferenceOfStage: ThisStage.number)
         Routes.register(on: router, Controllers(
             accounts: AccountController(accounts: accounts, checkout: checkout, auth: auth),
             catalog: CatalogController(products: products, inventory: checkout.inventory, auth: auth),

@@ -12,7 +12,7 @@ import Supervision
 /// the monolith, which stays the entry point. Each can also run alone:
 /// `stage-2 serve product --port 9002`.
 @main
-struct Stage2: AsyncParsableCommand {
+struct StageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: ThisStage.name,
         abstract: "The monolith with users and products extracted into services of their own.",

@@ -27,7 +27,7 @@ enum Monolith {
         let checkout = OrderSide(db: db, catalogue: products, auth: auth, settings: settings)
         try await checkout.start(logger: logger)
 
-        let router = ShopServerRunner.makeRouter()
+        let router = ShopServerRunner.makeRouter(apiReferenceOfStage: ThisStage.number)
         Routes.register(on: router, Controllers(
             accounts: AccountController(users: users, checkout: checkout, auth: auth),
             catalog: CatalogController(products: products, inventory: checkout.inventory, auth: auth),

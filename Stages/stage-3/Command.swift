@@ -15,7 +15,7 @@ import Supervision
 /// product and order services on ports the system picks (they register in
 /// etcd) and the gateway on 8080 (it finds them there).
 @main
-struct Stage3: AsyncParsableCommand {
+struct StageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: ThisStage.name,
         abstract: "A gateway and service discovery in front of the user, product and order services.",

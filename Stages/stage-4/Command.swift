@@ -17,7 +17,7 @@ import Supervision
 /// order, inventory, payment and notification services, the dead-letter
 /// office, and the gateway on 8080.
 @main
-struct Stage4: AsyncParsableCommand {
+struct StageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: ThisStage.name,
         abstract: "Asynchronous order processing over RabbitMQ: outbox, idempotent consumers, retries and dead letters.",
