@@ -20,9 +20,9 @@ struct StageCommand: AsyncParsableCommand {
         defaultSubcommand: Run.self)
 }
 
-/// `stage-2`: every process of the stage, supervised.
+/// The default command: every process of the stage, supervised.
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 2 (the default).")
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage \(ThisStage.number) (the default).")
 
     @OptionGroup var server: ServerOptions
     @Option(help: "Port of the user service (env USER_SERVICE_PORT; default 9001; 0 picks a free one).")
@@ -64,9 +64,9 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// `stage-2 serve <service>`: one process of the stage.
+/// `stage-N serve <service>`: one process of the stage.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage 2.")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage \(ThisStage.number).")
 
     enum Service: String, ExpressibleByArgument, CaseIterable { case user, product, monolith }
 

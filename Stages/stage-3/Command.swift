@@ -23,9 +23,9 @@ struct StageCommand: AsyncParsableCommand {
         defaultSubcommand: Run.self)
 }
 
-/// `stage-3`: every process of the stage, supervised.
+/// The default command: every process of the stage, supervised.
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 3 (the default).")
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage \(ThisStage.number) (the default).")
 
     @OptionGroup var server: ServerOptions
     @OptionGroup var etcd: EtcdOptions
@@ -60,9 +60,9 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// `stage-3 serve <service>`: one process of the stage.
+/// `stage-N serve <service>`: one process of the stage.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage 3.")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage \(ThisStage.number).")
 
     enum Service: String, ExpressibleByArgument, CaseIterable { case user, product, order, gateway }
 

@@ -25,9 +25,9 @@ struct StageCommand: AsyncParsableCommand {
         defaultSubcommand: Run.self)
 }
 
-/// `stage-4`: every process of the stage, supervised.
+/// The default command: every process of the stage, supervised.
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage 4 (the default).")
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage \(ThisStage.number) (the default).")
 
     @OptionGroup var server: ServerOptions
     @OptionGroup var etcd: EtcdOptions
@@ -60,9 +60,9 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// `stage-4 serve <service>`: one process of the stage.
+/// `stage-N serve <service>`: one process of the stage.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage 4.")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage \(ThisStage.number).")
 
     enum Service: String, ExpressibleByArgument, CaseIterable {
         case user, product, order, inventory, payment, notification, deadletter, gateway
