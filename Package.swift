@@ -16,7 +16,9 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "shop-migration",
-    platforms: [.macOS(.v14)],
+    // macOS 15 for `Synchronization.Mutex`, the one lock type the package
+    // uses. (Linux has no such floor.)
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
         .executable(name: "stage-2", targets: ["Stage2"]),
@@ -170,7 +172,6 @@ let package = Package(
             dependencies: [
                 "Common", "ShopClient", "ShopServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -198,7 +199,6 @@ let package = Package(
             dependencies: [
                 "Common", "Auth", "ShopServer", "ShopClient", "Discovery",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -239,7 +239,6 @@ let package = Package(
             dependencies: [
                 "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervisor", "Discovery", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Stages/stage-3",
             exclude: ["README.md"],
