@@ -1,3 +1,4 @@
+import Auth
 import Common
 import Foundation
 import ShopServer
@@ -13,7 +14,7 @@ public enum Deployment {
     /// derived from the data folder.
     public static func namespace(stage: Int, dataDir: URL) -> String {
         Environment.string("SHOP_NAMESPACE") ?? Environment.string("DISCOVERY_NAMESPACE")
-            ?? "stage-\(stage)-" + SHA256.hex(Array(dataDir.standardizedFileURL.path.utf8)).prefix(12)
+            ?? "stage-\(stage)-" + Fingerprint.sha256Hex(dataDir.standardizedFileURL.path).prefix(12)
     }
 
     /// The namespace of the deployment a service's folder
