@@ -5,8 +5,11 @@
 // change between stages lives once under `Sources/` and is imported.
 //
 // Dependencies are chosen per target on purpose: `swift run stage-1` builds
-// only what stage 1 needs (Hummingbird, GRDB, swift-argument-parser). Nothing
-// here pulls in TLS, so no copy of BoringSSL is compiled.
+// only what stage 1 needs (Hummingbird, GRDB, swift-argument-parser, and
+// swift-crypto for the tokens' HMAC). On Linux swift-crypto compiles its own
+// copy of BoringSSL, the one C library of any size in stage 1's build; on
+// macOS it calls CryptoKit instead. docs/benchmarks.md has what that costs a
+// learner's first `swift run stage-1`.
 
 import PackageDescription
 
@@ -16,6 +19,8 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "shop-migration",
+    // macOS 15 for `Synchronization.Mutex`, the one lock type the package
+    // uses. (Linux has no such floor.)
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "stage-1", targets: ["Stage1"]),
@@ -37,6 +42,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // SHA-256, HMAC and SHA-1 from a maintained, audited library rather
+        // than our own: hand-written cryptography is easy to get subtly wrong.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // MARK: Shared modules
@@ -46,12 +54,15 @@ let package = Package(
         /// Pure Swift: no I/O, no framework.
         .target(name: "Common", swiftSettings: swiftSettings),
 
-        /// Password hashing (bcrypt) and signed tokens (JWT, HS256).
+        /// Password hashing (bcrypt), signed tokens (JWT, HS256) and the
+        /// SHA-256 fingerprints other modules derive from text: the shop's
+        /// hashing lives here, on swift-crypto, so Common can stay pure Swift.
         .target(
             name: "Auth",
             dependencies: [
                 "Common",
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -91,7 +102,12 @@ let package = Package(
         /// scripts, blocking pops, reconnection. Stage 5's job queue stands on it.
         .target(
             name: "Redis",
-            dependencies: ["CHiredis", "BlockingThread", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CHiredis", "BlockingThread",
+                .product(name: "Logging", package: "swift-log"),
+                // Insecure.SHA1: Redis names cached scripts by their SHA-1.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -174,7 +190,6 @@ let package = Package(
             dependencies: [
                 "Common", "ShopClient", "ShopServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -203,14 +218,13 @@ let package = Package(
             dependencies: [
                 "Common", "Auth", "ShopServer", "ShopClient", "Discovery",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
         /// Runs a stage's processes as children of one command.
-        .target(name: "Supervision", dependencies: ["Common", "ShopServer"], swiftSettings: swiftSettings),
+        .target(name: "Supervision", dependencies: ["Common", "Auth", "ShopServer"], swiftSettings: swiftSettings),
 
         // MARK: Stage 1: the monolith
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One AMQP connection to a broker, with its own I/O thread.
 ///
@@ -16,7 +17,7 @@ public final class AMQPConnection: Sendable {
     /// The heartbeat interval both sides agreed on (zero: none).
     public let heartbeat: Duration
     let io: IOThread
-    private let ended = Locked<AMQPError?>(nil)
+    private let ended = Mutex<AMQPError?>(nil)
 
     private init(configuration: AMQPConfiguration, heartbeat: Duration, io: IOThread) {
         self.configuration = configuration

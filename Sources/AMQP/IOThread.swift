@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// The one thread that talks to librabbitmq for a connection.
 ///
@@ -30,7 +31,7 @@ final class IOThread: Sendable {
         var stopping = false
     }
 
-    private let queue = Locked(Queue())
+    private let queue = Mutex(Queue())
     private let wakeReader: Int32
     private let wakeWriter: Int32
     private let configuration: AMQPConfiguration

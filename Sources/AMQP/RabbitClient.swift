@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// A connection that comes back.
 ///
@@ -69,7 +70,7 @@ public final class RabbitClient: Service, MessagePublisher {
     public let options: Options
     private let logger: Logger
     private let topology: Topology
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     public init(
         configuration: AMQPConfiguration, options: Options = Options(),

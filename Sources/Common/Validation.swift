@@ -120,14 +120,17 @@ public struct ValidOrderRequest: Sendable, Hashable {
         self.card = try CardNumber(request.paymentMethod.card)
     }
 
-    /// A fingerprint of what was asked, for `Idempotency-Key`: the same key
-    /// with the same request answers the same order; with another request it
-    /// is a client bug (409). Whitespace or key order in the JSON does not
-    /// matter, because the fingerprint is taken after parsing.
-    public var fingerprint: String {
-        var text = lines.map { "\($0.productId)*\($0.quantity)" }.joined(separator: ",")
-        text += "|" + card.digits
-        return SHA256.hex(Array(text.utf8))
+    /// What was asked, as one canonical text, for `Idempotency-Key`: the same
+    /// key with the same request answers the same order; with another request
+    /// it is a client bug (409). Whitespace or key order in the JSON does not
+    /// matter, because the text is made after parsing.
+    ///
+    /// Orders store a hash of it (Checkout's `fingerprint`), never the text,
+    /// which holds the card number. The hashing is not done here because
+    /// Common is the pure domain: no I/O and no framework, so every module
+    /// and test can use it without building a crypto library.
+    public var canonicalForm: String {
+        lines.map { "\($0.productId)*\($0.quantity)" }.joined(separator: ",") + "|" + card.digits
     }
 }
 

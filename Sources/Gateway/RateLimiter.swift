@@ -2,8 +2,8 @@ import Common
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOConcurrencyHelpers
 import ShopServer
+import Synchronization
 
 /// Per-client rate limiting with a token bucket: each client has a bucket
 /// of `burst` tokens, refilled at `perSecond`; a request takes one, and a
@@ -19,10 +19,18 @@ struct RateLimiter: RouterMiddleware {
 
     struct Bucket { var tokens: Double; var updated: ContinuousClock.Instant }
 
+    /// The buckets of every client, shared by every copy of the middleware.
+    /// A `Mutex` cannot be copied, and this struct is (Hummingbird copies
+    /// middleware freely), so the mutex lives in a class and the copies
+    /// share it.
+    final class Buckets: Sendable {
+        let table = Mutex<[String: Bucket]>([:])
+    }
+
     let perSecond: Double
     let burst: Double
     let auth: Authenticator
-    private let buckets = NIOLockedValueBox<[String: Bucket]>([:])
+    private let buckets = Buckets()
 
     init(perSecond: Double, burst: Double, auth: Authenticator) {
         self.perSecond = perSecond
@@ -52,7 +60,7 @@ struct RateLimiter: RouterMiddleware {
 
     private func take(_ client: String) -> (allowed: Bool, remaining: Int, waitSeconds: Int) {
         let now = ContinuousClock.now
-        return buckets.withLockedValue { buckets in
+        return buckets.table.withLock { buckets in
             // Forget idle clients now and then, so the table cannot grow without bound.
             if buckets.count > 100_000 { buckets = buckets.filter { now - $0.value.updated < .seconds(60) } }
             var bucket = buckets[client] ?? Bucket(tokens: burst, updated: now)

@@ -94,7 +94,7 @@ public struct DeadLetterOffice: Sendable {
     func file(_ delivery: Delivery) async throws {
         let headers = delivery.headers
         let death = delivery.xDeath.first
-        let id = headers[MessageHeader.deadLetterId]?.stringValue ?? "dlq_" + SHA256.hex(Array("\(delivery.properties.messageID ?? "")|\(death?.time?.timeIntervalSince1970 ?? 0)|\(death?.count ?? 0)".utf8)).prefix(20)
+        let id = headers[MessageHeader.deadLetterId]?.stringValue ?? "dlq_" + Fingerprint.sha256Hex("\(delivery.properties.messageID ?? "")|\(death?.time?.timeIntervalSince1970 ?? 0)|\(death?.count ?? 0)").prefix(20)
         let queue = headers[MessageHeader.sourceQueue]?.stringValue
             ?? death.map { String($0.queue.dropFirst(topology.namespace.count + 1)) } ?? "unknown"
         let reason = headers[MessageHeader.reason]?.stringValue ?? death.map { "rejected by the broker (\($0.reason))" } ?? "unknown"

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A Lua script with its SHA-1, computed once, here, in Swift.
 ///
 /// Redis names cached scripts by the SHA-1 of their source, so knowing it
@@ -10,6 +12,11 @@ public struct RedisScript: Sendable, Hashable {
 
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hexDigest(of: Array(source.utf8))
+        // SHA-1 is broken against deliberate collisions, but here it is only
+        // the name Redis gives a script we wrote ourselves; what matters is
+        // computing the very digest Redis does. Hence `Insecure`.
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
+            (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
+        }.joined()
     }
 }

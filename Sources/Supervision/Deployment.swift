@@ -1,3 +1,4 @@
+import Auth
 import Common
 import Foundation
 import ShopServer
@@ -12,7 +13,7 @@ public enum Deployment {
     /// seeing each other: the one the settings name (`SHOP_NAMESPACE`), else
     /// derived from the data folder.
     public static func namespace(stage: Int, dataDir: URL, settings: Settings) -> String {
-        settings.namespace ?? "stage-\(stage)-" + SHA256.hex(Array(dataDir.standardizedFileURL.path.utf8)).prefix(12)
+        settings.namespace ?? "stage-\(stage)-" + Fingerprint.sha256Hex(dataDir.standardizedFileURL.path).prefix(12)
     }
 
     /// The namespace of the deployment a service's folder

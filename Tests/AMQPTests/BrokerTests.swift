@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TestSupport
 import Testing
 
@@ -161,7 +162,7 @@ struct BrokerTests {
         try await channel.confirmSelect()
         try await channel.publish(Array("flaky".utf8), routingKey: work)
 
-        let received = Locked<[(Delivery, ContinuousClock.Instant)]>([])
+        let received = Mutex<[(Delivery, ContinuousClock.Instant)]>([])
         let consumer = try await channel.consume(queue: work)
         let collector = Task {
             for try await delivery in consumer {
@@ -211,7 +212,7 @@ struct BrokerTests {
         let consumerChannel = try await connection.openChannel()
         try await consumerChannel.qos(prefetchCount: 3)
         let consumer = try await consumerChannel.consume(queue: queue)
-        let received = Locked<[Delivery]>([])
+        let received = Mutex<[Delivery]>([])
         let collector = Task {
             for try await delivery in consumer { received.withLock { $0.append(delivery) } }
         }
@@ -269,7 +270,7 @@ struct BrokerTests {
         let consumerChannel = try await connection.openChannel()
         try await consumerChannel.qos(prefetchCount: 1)
         let consumer = try await consumerChannel.consume(queue: queue)
-        let received = Locked(0)
+        let received = Mutex(0)
         let task = Task {
             for try await _ in consumer { received.withLock { $0 += 1 } }  // never acks
         }
@@ -462,7 +463,7 @@ struct BrokerTests {
         let client = RabbitClient(configuration: try Broker.configuration()) { channel in
             try await channel.queueDeclare(queue, durable: true)
         }
-        let handled = Locked<[String]>([])
+        let handled = Mutex<[String]>([])
         let service = ConsumerService(client: client, queue: queue, prefetch: 5) { delivery in
             try await Task.sleep(for: .milliseconds(20))
             handled.withLock { $0.append(delivery.bodyString) }
@@ -510,13 +511,13 @@ struct BrokerTests {
             // messages to survive the restart.
             try await channel.queueDeclare(queue, durable: true)
         }
-        let events = Locked<[RabbitClient.Event]>([])
+        let events = Mutex<[RabbitClient.Event]>([])
         let eventStream = client.events()
         let eventTask = Task { for await event in eventStream { events.withLock { $0.append(event) } } }
         let running = Task { try await client.run() }
         try await client.waitUntilConnected(timeout: .seconds(10))
 
-        let received = Locked<Set<String>>([])
+        let received = Mutex<Set<String>>([])
         let consumer = client.consume(queue: queue, prefetch: 20)
         let consuming = Task {
             for try await delivery in consumer {
@@ -527,8 +528,8 @@ struct BrokerTests {
 
         // Publish steadily; a publish that fails is retried until it is
         // confirmed. Only confirmed ids count as "must arrive".
-        let confirmed = Locked<Set<String>>([])
-        let publishErrors = Locked<[AMQPError]>([])
+        let confirmed = Mutex<Set<String>>([])
+        let publishErrors = Mutex<[AMQPError]>([])
         let total = 300
         let publishing = Task {
             for index in 0..<total {
