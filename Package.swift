@@ -223,8 +223,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Starting programs with posix_spawn and waiting for them on threads
+        /// of their own: the supervisor's children, and what the tests run.
+        .target(name: "Spawning", swiftSettings: swiftSettings),
+
         /// Runs a stage's processes as children of one command.
-        .target(name: "Supervision", dependencies: ["Common", "Auth", "ShopServer"], swiftSettings: swiftSettings),
+        .target(name: "Supervision", dependencies: ["Common", "Auth", "ShopServer", "Spawning"], swiftSettings: swiftSettings),
 
         // MARK: Stage 1: the monolith
 
@@ -310,7 +314,7 @@ let package = Package(
         /// peer, scripts/infra) and the one way to wait with a deadline.
         .target(
             name: "TestSupport",
-            dependencies: ["Common", "ShopClient"],
+            dependencies: ["Common", "ShopClient", "Spawning"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

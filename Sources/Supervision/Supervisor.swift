@@ -1,5 +1,6 @@
 import Foundation
 import ShopServer
+import Spawning
 import Synchronization
 
 /// Runs the processes of a stage as children of one command, the way a
@@ -20,14 +21,11 @@ public final class Supervisor: Sendable {
         public let pid: Int32
     }
 
-    /// One child as the supervisor keeps it. `@unchecked Sendable`:
-    /// Foundation's `Process` is safe to ask and signal from any thread, but
-    /// is not marked Sendable on every platform.
-    private struct Running: @unchecked Sendable {
+    /// One child as the supervisor keeps it. Its stdin is the lifeline:
+    /// `ChildProcess` holds our end open for as long as the child runs.
+    private struct Running: Sendable {
         let name: String
-        let process: Process
-        let lifeline: Pipe
-        let exit: ExitSignal
+        let process: ChildProcess
     }
 
     private struct State {
@@ -63,50 +61,49 @@ public final class Supervisor: Sendable {
     public func start(
         _ name: String, arguments: [String], environment: [String: String] = [:], deadline: Duration = .seconds(60)
     ) async throws -> Child {
-        // env(1) adds the deployment's settings and the lifeline's switch to
-        // what the child inherits from us, then execs the stage: the pid is
-        // the child's own, and nothing here reads our environment.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let settingsArguments = (environment.merging(["SHOP_EXIT_ON_STDIN_EOF": "1"]) { $1 })
-            .sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        process.arguments = settingsArguments + [executable.path] + arguments
-        let lifeline = Pipe()
-        let output = Pipe()
-        process.standardInput = lifeline
-        process.standardOutput = output
-        process.standardError = output
+        // The deployment's settings and the lifeline's switch are added to
+        // what the child inherits from us.
+        let process = try ChildProcess.start(
+            executable.path, arguments, environment: (environment.merging(["SHOP_EXIT_ON_STDIN_EOF": "1"]) { $1 }),
+            stdin: .pipe, stdout: .pipe, stderr: .stdout)
 
+        // Its output, a line at a time, prefixed with its name, read by a
+        // thread of its own (a pipe read blocks).
         let prefix = name.padding(toLength: max(nameWidth, name.count), withPad: " ", startingAt: 0) + " | "
         let listening = AsyncStream<String>.makeStream()
-        let lines = LineSplitter()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; return }
-            for line in lines.feed(data) {
-                Console.line(prefix + line)
-                if let range = line.range(of: "listening on http://") {
-                    listening.continuation.yield("http://" + line[range.upperBound...].trimmingCharacters(in: .whitespaces))
+        if let output = process.stdoutPipe {
+            let reader = Thread {
+                let lines = LineSplitter()
+                while true {
+                    let data = output.availableData  // blocks; empty at end-of-file
+                    if data.isEmpty { break }
+                    for line in lines.feed(data) {
+                        Console.line(prefix + line)
+                        if let range = line.range(of: "listening on http://") {
+                            listening.continuation.yield("http://" + line[range.upperBound...].trimmingCharacters(in: .whitespaces))
+                        }
+                    }
                 }
+                listening.continuation.finish()
             }
+            reader.name = "output of \(name)"
+            reader.start()
         }
         // The command that starts it again by hand, with the settings it got
         // from the supervisor (its namespace, the brokers' addresses).
         let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value) " }.joined()
         let again = settings + executable.path + " " + arguments.joined(separator: " ")
-        let exit = ExitSignal()
-        process.terminationHandler = { [weak self] process in
-            exit.signal()
+        Task { [weak self] in
+            let status = await process.exitStatus()
             listening.continuation.finish()
-            let reason = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
+            let reason = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"
             if let self, !self.isStopping {
                 Console.line(self.label + " | \(name) \(reason); the others keep running. Restart it by hand with: \(again)")
                 Console.line(self.label + " | (a service restarted by hand runs outside the supervisor; stopping the stage stops it too)")
             }
         }
-        try process.run()
         state.withLock {
-            $0.children.append(Running(name: name, process: process, lifeline: lifeline, exit: exit))
+            $0.children.append(Running(name: name, process: process))
             $0.commands.append(arguments)
         }
 
@@ -117,8 +114,8 @@ public final class Supervisor: Sendable {
         defer { timeout.cancel() }
         for await url in listening.stream {
             // The pid, for `kill -9` in the workshop's experiments.
-            Console.line(label + " | \(name) is up: pid \(process.processIdentifier), \(url)")
-            return Child(name: name, url: url, pid: process.processIdentifier)
+            Console.line(label + " | \(name) is up: pid \(process.pid), \(url)")
+            return Child(name: name, url: url, pid: process.pid)
         }
         throw SupervisorError(description: "\(name) did not start: it exited or did not listen within \(deadline) (its output is above)")
     }
@@ -185,17 +182,17 @@ public final class Supervisor: Sendable {
             state.stopping = true
             return (state.children.reversed().filter { $0.process.isRunning }, state.commands)
         }
-        let ours = Set(children.map(\.process.processIdentifier))
+        let ours = Set(children.map(\.process.pid))
         for (pid, name) in Self.restartedByHand(commands: commands, executable: executable.path) where !ours.contains(pid) {
             Console.line(label + " | stopping \(name) (pid \(pid)), restarted by hand")
             kill(pid, SIGTERM)
         }
         guard !children.isEmpty else { return }
-        for child in children { child.process.terminate() }  // SIGTERM: graceful shutdown
+        for child in children { child.process.send(SIGTERM) }  // graceful shutdown
         let deadline = ContinuousClock.now + stopGracePeriod
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for child in children { await child.exit.wait() }
+                for child in children { await child.process.exitStatus() }
             }
             group.addTask {
                 // Cancelled as soon as every child has exited; otherwise it
@@ -204,7 +201,7 @@ public final class Supervisor: Sendable {
                 guard !Task.isCancelled else { return }
                 for child in children where child.process.isRunning {
                     Console.line(self.label + " | \(child.name) did not stop within \(self.stopGracePeriod); killing it")
-                    kill(child.process.processIdentifier, SIGKILL)
+                    child.process.send(SIGKILL)
                 }
             }
             // Whichever finishes first: all exited (then the timer is
@@ -235,35 +232,6 @@ extension Supervisor {
             }
         }
         return found
-    }
-}
-
-/// A child's exit, for async code to wait on: signalled once by the
-/// process's termination handler.
-private final class ExitSignal: Sendable {
-    private struct State {
-        var exited = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    func signal() {
-        let waiters = state.withLock { state in
-            state.exited = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let exited = state.withLock { state in
-                if !state.exited { state.waiters.append(continuation) }
-                return state.exited
-            }
-            if exited { continuation.resume() }
-        }
     }
 }
 

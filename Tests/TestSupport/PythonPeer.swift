@@ -1,4 +1,5 @@
 import Foundation
+import Spawning
 
 /// The reference clients on the other side of the wire: pika (RabbitMQ),
 /// redis-py and confluent-kafka, run as inline Python scripts. A test that

@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import Spawning
 import ShopClient
 
 /// What the characterization suite runs against: a stage of this project,
