@@ -261,8 +261,8 @@ struct OrderFlow: OrderCommands {
         let answer = try message.decodeChecked(PaymentMessage.self)
         try await handle(message, orderId: answer.orderId) { order, saga, db in
             guard saga.awaitingRefund else { return [] }
-            order.paymentStatus = .refunded
-            order.refundedCents = answer.amountCents
+            // The order shows the refund when it shows the cancellation, not
+            // before: a client that sees `refunded` also sees `cancelled`.
             saga.awaitingRefund = false
             return try finishCancellingIfDone(&order, &saga)
         }
@@ -323,6 +323,12 @@ struct OrderFlow: OrderCommands {
 
     private func finishCancellingIfDone(_ order: inout OrderRecord, _ saga: inout Saga) throws -> [OutgoingMessage] {
         guard let reason = saga.cancelling, !saga.awaitingRefund, !saga.awaitingRelease else { return [] }
+        // Every compensation is answered: the order changes in one step. A
+        // capture was refunded in full (the refund asked for the amount charged).
+        if saga.payment == .captured {
+            order.paymentStatus = .refunded
+            order.refundedCents = order.chargedCents
+        }
         order.status = try order.status.cancelling()
         order.cancelReason = reason
         saga.cancelling = nil
