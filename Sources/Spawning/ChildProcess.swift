@@ -149,22 +149,21 @@ public final class ChildProcess: Sendable {
         #endif
         posix_spawnattr_setflags(&attributes, Int16(flags))
 
-        // The child inherits this process's environment, as from a shell,
-        // with `environment`'s changes.
-        var variables: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.firstIndex(of: "=") { variables[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
-            entry += 1
+        // The child inherits this process's environment as it is (the
+        // environment block is passed on, never read here). Changes go
+        // through env(1), which unsets and sets them and then execs the
+        // program: the pid stays the child's own.
+        var command = [executable] + arguments
+        if !environment.isEmpty {
+            let unset = environment.filter { $0.value == nil }.keys.sorted().flatMap { ["-u", $0] }
+            let set = environment.compactMap { name, value in value.map { "\(name)=\($0)" } }.sorted()
+            command = ["/usr/bin/env"] + unset + set + command
         }
-        for (name, value) in environment { variables[name] = value }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
 
         var pid = pid_t()
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let result = posix_spawn(&pid, command[0], &actions, &attributes, argv, environ)
         guard result == 0 else {
             try? stdinPipe?.close()
             try? stdoutPipe?.close()
