@@ -27,10 +27,18 @@ let package = Package(
         .executable(name: "stage-2", targets: ["Stage2"]),
         .executable(name: "stage-3", targets: ["Stage3"]),
         .executable(name: "stage-4", targets: ["Stage4"]),
+        .executable(name: "stage-5", targets: ["Stage5"]),
+        .executable(name: "stage-6", targets: ["Stage6"]),
+        .executable(name: "stage-7", targets: ["Stage7"]),
+        .executable(name: "stage-8", targets: ["Stage8"]),
         .executable(name: "loadgen", targets: ["LoadGen"]),
         .executable(name: "redis-bench", targets: ["RedisBench"]),
         .executable(name: "amqp-bench", targets: ["AMQPBench"]),
         .executable(name: "kafka-bench", targets: ["KafkaBench"]),
+        .executable(name: "streams-bench", targets: ["StreamsBench"]),
+        .executable(name: "eventstore-bench", targets: ["EventStoreBench"]),
+        .executable(name: "jobs-bench", targets: ["JobsBench"]),
+        .executable(name: "jobs", targets: ["JobsCLI"]),
     ],
     dependencies: [
         // Hummingbird's default traits pull in swift-configuration, which no
@@ -45,6 +53,11 @@ let package = Package(
         // SHA-256, HMAC and SHA-1 from a maintained, audited library rather
         // than our own: hand-written cryptography is easy to get subtly wrong.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Measuring: swift-metrics is the API the code records through (and
+        // Hummingbird already depends on), swift-prometheus the backend that
+        // keeps the figures and writes them for Prometheus.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // MARK: Shared modules
@@ -67,12 +80,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// What every process measures, through swift-metrics, kept by
+        /// swift-prometheus for `GET /metrics`.
+        .target(
+            name: "Observability",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         /// HTTP plumbing every stage's entry point uses: the contract's error
-        /// body, request ids, structured logs, bearer tokens, command-line options.
+        /// body, request ids, structured logs, bearer tokens, command-line
+        /// options, `/metrics`.
         .target(
             name: "ShopServer",
             dependencies: [
-                "Common", "Auth",
+                "Common", "Auth", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,6 +132,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Insecure.SHA1: Redis names cached scripts by their SHA-1.
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// Job queues over Redis in BullMQ's layout (stage 5 on): queues,
+        /// workers, schedulers, the outbox destination that adds jobs, and
+        /// the administrator's routes (`/admin/jobs`).
+        .target(
+            name: "Jobs",
+            dependencies: [
+                "Redis", "Messaging", "Auth", "Common", "ShopServer", "Observability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -148,7 +187,7 @@ let package = Package(
         .target(
             name: "ShopClient",
             dependencies: [
-                "Common",
+                "Common", "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,7 +201,7 @@ let package = Package(
         .target(
             name: "Checkout",
             dependencies: [
-                "Common", "Auth", "ShopServer", "Storage",
+                "Common", "Auth", "ShopServer", "Storage", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -188,7 +227,7 @@ let package = Package(
         .target(
             name: "Discovery",
             dependencies: [
-                "Common", "ShopClient", "ShopServer",
+                "Common", "ShopClient", "ShopServer", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -202,7 +241,7 @@ let package = Package(
         .target(
             name: "Messaging",
             dependencies: [
-                "AMQP", "Auth", "Common", "ShopServer", "Storage",
+                "AMQP", "Auth", "Common", "ShopServer", "Storage", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -211,31 +250,81 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        /// Domain events for stage 6 on: the CloudEvents 1.0 envelope, the
+        /// catalogue of JSON Schemas per event name and version, the
+        /// validator consumers check data with, and upcasting of old versions.
+        /// Mechanism only: which events exist is each stage's policy.
+        .target(
+            name: "Events",
+            dependencies: [
+                "Messaging", "Common", "ShopServer", "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            // The shop's event catalogue: a JSON Schema per event and version
+            // (docs/events) and an AsyncAPI document per stage
+            // (docs/asyncapi/stage-N.yaml), read and served by a running stage.
+            resources: [.copy("Resources/events"), .copy("Resources/asyncapi")],
+            swiftSettings: swiftSettings
+        ),
+
+        /// Event streaming for stage 7 on: domain events as Kafka records
+        /// (the CloudEvents Kafka binding), the outbox's Kafka destination,
+        /// group consumers that commit after their transaction and set
+        /// poison aside in a dead-letter topic, read models that rebuild
+        /// from offset 0 beside the live one, and lag read from the log.
+        .target(
+            name: "Streams",
+            dependencies: [
+                "Kafka", "Events", "Messaging", "Storage", "ShopServer", "Common", "Observability",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// Event sourcing for stage 8: an append-only event store in SQLite
+        /// (streams with gapless versions, optimistic concurrency, a global
+        /// order, group commit, upcasting on read, snapshots, checkpoints)
+        /// and aggregates as pure `decide` and `evolve` functions over it.
+        .target(
+            name: "EventStore",
+            dependencies: ["Storage", "Observability", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+
         /// The API gateway of stage 3 on: routing by a layout, the edge token
         /// check, rate limiting, composition, `/admin/services`.
         .target(
             name: "Gateway",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Discovery",
+                "Common", "Auth", "ShopServer", "ShopClient", "Discovery", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
+        /// Email as a mail reader sees it: RFC 5322 messages with text and
+        /// HTML parts, delivered once into a Maildir. Foundation only.
+        .target(name: "Mail", swiftSettings: swiftSettings),
+
         /// Starting programs with posix_spawn and waiting for them on threads
         /// of their own: the supervisor's children, and what the tests run.
         .target(name: "Spawning", swiftSettings: swiftSettings),
 
         /// Runs a stage's processes as children of one command.
-        .target(name: "Supervision", dependencies: ["Common", "Auth", "ShopServer", "Spawning"], swiftSettings: swiftSettings),
+        .target(name: "Supervision", dependencies: ["Common", "Auth", "ShopServer", "Spawning", "Discovery", "Observability"], swiftSettings: swiftSettings),
 
         // MARK: Stage 1: the monolith
 
         .executableTarget(
             name: "Stage1",
             dependencies: [
-                "Common", "Auth", "ShopServer", "Storage", "Accounts", "Catalog", "Checkout",
+                "Common", "Auth", "ShopServer", "Storage", "Accounts", "Catalog", "Checkout", "Observability",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Stages/stage-1",
@@ -248,7 +337,7 @@ let package = Package(
         .executableTarget(
             name: "Stage2",
             dependencies: [
-                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision", "Observability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -287,6 +376,70 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Stage 5: background jobs on Redis (BullMQ's layout)
+
+        .executableTarget(
+            name: "Stage5",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
+                "Discovery", "Gateway", "Messaging", "AMQP", "Jobs", "Redis", "Mail",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Stages/stage-5",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 6: domain events, a choreographed saga
+
+        .executableTarget(
+            name: "Stage6",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
+                "Discovery", "Gateway", "Messaging", "AMQP", "Jobs", "Redis", "Mail", "Events",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Stages/stage-6",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 7: Kafka, the events as a durable log
+
+        .executableTarget(
+            name: "Stage7",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
+                "Discovery", "Gateway", "Messaging", "AMQP", "Jobs", "Redis", "Mail", "Events", "Kafka", "Streams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Stages/stage-7",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Stage 8: CQRS and event sourcing
+
+        .executableTarget(
+            name: "Stage8",
+            dependencies: [
+                "Common", "Auth", "ShopServer", "ShopClient", "Storage", "Accounts", "Catalog", "Checkout", "Supervision",
+                "Discovery", "Gateway", "Messaging", "AMQP", "Jobs", "Redis", "Mail", "Events", "Kafka", "Streams", "EventStore", "Observability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Stages/stage-8",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tools
 
         /// `swift run -c release loadgen`: concurrent customers against a running stage.
@@ -307,6 +460,40 @@ let package = Package(
 
         /// `swift run -c release kafka-bench`: the Kafka client's figures beside confluent-kafka's.
         .executableTarget(name: "KafkaBench", dependencies: ["Kafka"], swiftSettings: swiftSettings),
+
+        /// `swift run -c release streams-bench`: stage 7's relay and read-model replay beside the raw producer.
+        .executableTarget(
+            name: "StreamsBench",
+            dependencies: [
+                "Streams", "Kafka", "Events", "Messaging", "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        /// `swift run -c release eventstore-bench`: stage 8's event store (appends, loads, reads) beside plain SQLite.
+        .executableTarget(
+            name: "EventStoreBench",
+            dependencies: ["EventStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+
+        /// `swift run -c release jobs-bench`: the job queue's figures beside python bullmq's worker.
+        .executableTarget(name: "JobsBench", dependencies: ["Jobs", "Redis", "Spawning", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+
+        /// `swift run jobs …`: look into and work any BullMQ queue.
+        .executableTarget(
+            name: "JobsCLI",
+            dependencies: [
+                "Jobs", "Redis", "Messaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Tests
 
@@ -332,7 +519,7 @@ let package = Package(
         .testTarget(
             name: "ContractTests",
             dependencies: [
-                "Discovery", "ShopServer", "Stage1", "Stage2", "Stage3", "Stage4", "TestSupport",
+                "Discovery", "ShopServer", "Stage1", "Stage2", "Stage3", "Stage4", "Stage5", "Stage6", "Stage7", "Stage8", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -342,7 +529,7 @@ let package = Package(
         /// and the follow-up migrations upgrade old databases.
         .testTarget(
             name: "SchemaTests",
-            dependencies: ["Accounts", "Catalog", "Checkout", "Messaging", "Storage", "Stage4", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Accounts", "Catalog", "Checkout", "Messaging", "Storage", "Stage4", "Stage5", "Stage6", "Stage7", "Stage8", "Events", "Streams", .product(name: "GRDB", package: "GRDB.swift")],
             exclude: ["shipped-migrations.sql"],
             swiftSettings: swiftSettings
         ),
@@ -373,9 +560,76 @@ let package = Package(
         /// with pika, dead letters and replay, a RabbitMQ restart.
         .testTarget(
             name: "Stage4Tests",
-            dependencies: ["Common", "ShopClient", "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport"],
             swiftSettings: swiftSettings
         ),
+        /// Every process's /metrics read by prometheus_client's parser and
+        /// by a real Prometheus, at stages 1, 4 and 8, after known orders.
+        .testTarget(
+            name: "MetricsTests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport"],
+            swiftSettings: swiftSettings
+        ),
+        /// What the asynchronous stages' tests share: a deployment of a
+        /// test's own, traffic with a mix of cards, and the check that
+        /// every effect applied once.
+        .target(
+            name: "AsyncStageSupport",
+            dependencies: ["Common", "ShopClient", "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/AsyncStageSupport",
+            swiftSettings: swiftSettings
+        ),
+        /// Stage 6 against real RabbitMQ and processes: every event checked with
+        /// python's jsonschema, the causal chain, the cancel race, duplicates,
+        /// a v1 event upcast, each service killed; the catalogue cannot drift.
+        .testTarget(
+            name: "Stage6Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport", "Events", "Stage6"],
+            swiftSettings: swiftSettings
+        ),
+        /// Stage 7 against the real durable Kafka broker: confluent-kafka
+        /// reads the topics and publishes into them, consumers are killed,
+        /// the broker restarts, read models are replayed.
+        .testTarget(
+            name: "Stage7Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport", "Events", "Stage7"],
+            swiftSettings: swiftSettings
+        ),
+        /// Stage 8 against the real broker and processes: the order's rules
+        /// as plain functions, concurrent commands on one order, a rebuild
+        /// that matches and one that refuses a difference, the query
+        /// service killed mid-rebuild, time travel, an old event upcast from
+        /// the store, confluent-kafka reading the order store's log.
+        .testTarget(
+            name: "Stage8Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport", "Events", "EventStore", "Stage8",
+                           .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        /// Stage 5 against real Redis, RabbitMQ and processes: workers killed
+        /// mid-job, the order deadline, /admin/jobs and a retry, a Redis restart.
+        .testTarget(
+            name: "Stage5Tests",
+            dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport", "Mail", "Messaging"],
+            swiftSettings: swiftSettings
+        ),
+        /// Emails as Python's email package parses them; the Maildir's deliver-once.
+        .testTarget(name: "MailTests", dependencies: ["Mail", "TestSupport"], swiftSettings: swiftSettings),
+        /// The envelope, the schema validator (against python jsonschema) and
+        /// the catalogue's reading, checking and upcasting, without a broker.
+        /// Sources/Streams without a broker: records, the rebuild's switch, the monitor.
+        .testTarget(
+            name: "StreamsTests",
+            dependencies: ["Streams", "Kafka", "Messaging", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        /// The event store and aggregates, against SQLite.
+        .testTarget(
+            name: "EventStoreTests",
+            dependencies: ["EventStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
         /// The outbox, the inbox and the topology's names, against SQLite only.
         .testTarget(
             name: "MessagingTests",
@@ -393,7 +647,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         /// Against a real redis-server each suite starts, with redis-py as the peer.
-        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "RedisTestSupport", "TestSupport"], swiftSettings: swiftSettings),
+        /// A redis-server of a suite's own, for the tests that need Redis.
+        .target(
+            name: "RedisTestSupport",
+            dependencies: ["Redis", "TestSupport"],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        /// The job queue against a real redis-server, with python bullmq as the peer.
+        .testTarget(
+            name: "JobsTests",
+            dependencies: [
+                "Jobs", "Redis", "Messaging", "RedisTestSupport", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         /// The HTTP client against a real server the tests start in-process
         /// (SwiftNIO): the body cap, keep-alive, timeouts.
         .testTarget(

@@ -28,11 +28,12 @@ public enum UserService {
     }
 
     /// `afterSignUp` runs in the new account's transaction (stage 4: the
-    /// `user.registered` message goes to the outbox there); `committed`
-    /// after that transaction (stage 4: the outbox relay is woken).
+    /// `user.registered` message goes to the outbox there), with the
+    /// request's id (stage 6's event carries it); `committed` after that
+    /// transaction (stage 4: the outbox relay is woken).
     public static func build(
         stage: Int, settings: Settings, dataDir: URL, db: any DatabaseWriter, logger: Logger,
-        afterSignUp: (@Sendable (Database, API.User) throws -> Void)? = nil,
+        afterSignUp: (@Sendable (Database, API.User, _ requestId: String) throws -> Void)? = nil,
         committed: (@Sendable () -> Void)? = nil
     ) async throws -> Router<ShopRequestContext> {
         let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
@@ -41,9 +42,14 @@ public enum UserService {
         let auth = Authenticator(signer: credentials.signer)
 
         let router = ShopServerRunner.makeRouter()
-        router.post("/users") { request, _ in
+        router.post("/users") { request, context in
             var request = request
-            let user = try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self), inSameTransaction: afterSignUp)
+            let requestId = context.requestId
+            var inTransaction: (@Sendable (Database, API.User) throws -> Void)?
+            if let afterSignUp {
+                inTransaction = { db, user in try afterSignUp(db, user, requestId) }
+            }
+            let user = try await accounts.signUp(request.decodeJSON(API.SignUpRequest.self), inSameTransaction: inTransaction)
             committed?()
             return Reply.json(user, status: .created)
         }

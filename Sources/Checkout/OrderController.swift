@@ -7,10 +7,12 @@ import ShopServer
 /// What changes an order. Stages 1 to 3's `OrderFlow` does it all in the
 /// request; stage 4's (the saga) stores, publishes and answers 201 pending.
 /// Both are mounted by the same routes.
+/// What a stage's checkout does with the order routes. `requestId` is the
+/// request's id, for what the change announces (stage 6's events carry it).
 public protocol OrderCommands: Sendable {
     func place(_ request: API.PlaceOrderRequest, idempotencyKey: String?, by principal: Principal, requestId: String, logger: Logger) async throws -> OrderQueries.Placement
-    func cancel(orderId: String, by principal: Principal) async throws -> API.Order
-    func ship(orderId: String) async throws -> API.Order
+    func cancel(orderId: String, by principal: Principal, requestId: String) async throws -> API.Order
+    func ship(orderId: String, requestId: String) async throws -> API.Order
 }
 
 struct OrderController<Commands: OrderCommands>: Sendable {
@@ -30,12 +32,12 @@ struct OrderController<Commands: OrderCommands>: Sendable {
 
     func cancel(_ request: Request, context: ShopRequestContext) async throws -> Response {
         let principal = try auth.principal(request, context: context)
-        return Reply.json(try await orders.cancel(orderId: try context.parameters.id("id"), by: principal), status: .accepted)
+        return Reply.json(try await orders.cancel(orderId: try context.parameters.id("id"), by: principal, requestId: context.requestId), status: .accepted)
     }
 
     func ship(_ request: Request, context: ShopRequestContext) async throws -> Response {
         _ = try auth.admin(request, context: context)
-        return Reply.json(try await orders.ship(orderId: try context.parameters.id("id")), status: .accepted)
+        return Reply.json(try await orders.ship(orderId: try context.parameters.id("id"), requestId: context.requestId), status: .accepted)
     }
 }
 

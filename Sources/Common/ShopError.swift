@@ -15,6 +15,10 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
     case orderNotCancellable = "order_not_cancellable"
     case orderNotShippable = "order_not_shippable"
     case idempotencyKeyReused = "idempotency_key_reused"
+    /// Stage 5+: retrying a job that has not failed.
+    case jobNotFailed = "job_not_failed"
+    /// Stage 7+: replaying a consumer group that acts on the world.
+    case groupNotReplayable = "group_not_replayable"
     case payloadTooLarge = "payload_too_large"
     case rateLimited = "rate_limited"
     case unavailable
@@ -29,7 +33,7 @@ public enum ErrorCode: String, Codable, Sendable, Hashable {
         case .forbidden: 403
         case .notFound, .invoiceNotReady: 404
         case .methodNotAllowed: 405
-        case .emailTaken, .skuTaken, .orderNotCancellable, .orderNotShippable, .idempotencyKeyReused: 409
+        case .emailTaken, .skuTaken, .orderNotCancellable, .orderNotShippable, .idempotencyKeyReused, .jobNotFailed, .groupNotReplayable: 409
         case .payloadTooLarge: 413
         case .rateLimited: 429
         case .unavailable: 503

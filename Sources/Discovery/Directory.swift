@@ -1,6 +1,8 @@
 import Common
 import Foundation
+import Observability
 import ShopClient
+import Synchronization
 
 /// What discovery knows: the instances of each service, read from etcd and
 /// cached for a second, so that a request does not cost a round trip to
@@ -20,6 +22,23 @@ public actor ServiceDirectory {
     public init(_ registry: ServiceRegistry, refreshEvery: Duration = .seconds(1)) {
         self.registry = registry
         self.refreshEvery = refreshEvery
+        Self.watch(self)
+    }
+
+    /// `shop_discovery_instances{service}` (stage 3 on): the instances of
+    /// each service this process finds registered, at each scrape. A
+    /// service that has none left shows 0, not nothing: "no payment
+    /// service" is worth an alert.
+    private static func watch(_ directory: ServiceDirectory) {
+        let seen = Mutex<Set<String>>([])
+        Observability.beforeEachScrape { [weak directory] in
+            guard let directory else { return }
+            let counts = Dictionary(grouping: await directory.all(), by: \.service).mapValues(\.count)
+            let names = seen.withLock { $0.formUnion(counts.keys); return $0 }
+            for name in names {
+                Observability.gauge("shop_discovery_instances", [("service", name)]).record(counts[name] ?? 0)
+            }
+        }
     }
 
     public func all() async -> [ServiceInstance] {
@@ -93,8 +112,8 @@ public struct DiscoveredService: Sendable {
         throw ShopError.unavailable(displayName)
     }
 
-    public func get<T: Decodable>(_ path: String, token: String? = nil, requestId: String? = nil) async throws -> T {
-        try decode(await send("GET", path, token: token, requestId: requestId))
+    public func get<T: Decodable>(_ path: String, token: String? = nil, requestId: String? = nil, headers: [(String, String)] = []) async throws -> T {
+        try decode(await send("GET", path, token: token, requestId: requestId, headers: headers))
     }
 
     public func send<T: Decodable>(

@@ -14,7 +14,11 @@ import ShopServer
 struct Forwarder: Sendable {
     let services: [String: DiscoveredService]
 
-    func forward(_ request: Request, context: ShopRequestContext, to service: String) async throws -> Response {
+    func forward(_ request: Request, context: ShopRequestContext, to service: String, headers extra: [(String, String)] = []) async throws -> Response {
+        try await forward(request, context: context, via: services[service]!, headers: extra)
+    }
+
+    func forward(_ request: Request, context: ShopRequestContext, via service: DiscoveredService, headers extra: [(String, String)] = []) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do {
@@ -22,12 +26,12 @@ struct Forwarder: Sendable {
         } catch is NIOTooManyBytesError {
             throw ShopError.payloadTooLarge
         }
-        var headers: [(String, String)] = []
+        var headers: [(String, String)] = extra
         for name in [HTTPField.Name.authorization, .contentType, .idempotencyKey] {
             if let value = request.headers[name] { headers.append((name.rawName, value)) }
         }
         let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
-        let answer = try await services[service]!.send(
+        let answer = try await service.send(
             request.method.rawValue, path, body: body.readableBytes > 0 || request.method != .get ? Array(body.readableBytesView) : nil,
             requestId: context.requestId, headers: headers)
         return Self.relay(answer)
@@ -37,6 +41,9 @@ struct Forwarder: Sendable {
         var response = Response(status: HTTPTypes.HTTPResponse.Status(code: answer.status), body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         if let type = answer.header("Content-Type") { response.headers[.contentType] = type }
         if let retry = answer.header("Retry-After") { response.headers[.retryAfter] = retry }
+        // Stage 8's consistency token (the store position a command reached),
+        // passed to the client as the service said it.
+        if let position = answer.header("Shop-Position") { response.headers[HTTPField.Name("Shop-Position")!] = position }
         return response
     }
 }

@@ -4,6 +4,7 @@ import Discovery
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ShopClient
 import ShopServer
 
@@ -40,22 +41,43 @@ public struct GatewayEdge: Sendable {
         forwarder = Forwarder(services: services)
     }
 
-    /// The gateway's router: contract errors and request ids, the rate
-    /// limit (which also verifies a token once for the routes after it),
-    /// the API reference.
+    /// The gateway's router: every process's (request metrics, contract
+    /// errors and request ids, `/metrics`), then the rate limit (which also
+    /// verifies a token once for the routes after it), the API reference.
     public func makeRouter(settings: Settings) -> Router<ShopRequestContext> {
-        let router = Router(context: ShopRequestContext.self)
-        let routes = RouteTable()
-        router.add(middleware: ContractMiddleware(routes: routes))
-        routes.serve(router)
+        let router = ShopServerRunner.makeRouter()
         router.add(middleware: RateLimiter(perSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, auth: auth))
         OpenAPIDocument.add(to: router, stage: stage)
         return router
     }
 
     /// Passes the request on, as it came, to an instance of `service`.
-    public func forward(_ request: Request, context: ShopRequestContext, to service: String) async throws -> Response {
-        try await forwarder.forward(request, context: context, to: service)
+    /// The same service, asked with another deadline (a call that is meant
+    /// to take long: stage 8's rebuild).
+    public func service(_ name: String, timeout: Duration) -> DiscoveredService {
+        DiscoveredService(name, directory: directory, http: HTTPClient(timeout: timeout), timeout: timeout)
+    }
+
+    /// Passes the request on through `service` (see `service(_:timeout:)`).
+    public func forward(_ request: Request, context: ShopRequestContext, via service: DiscoveredService) async throws -> Response {
+        try await forwarder.forward(request, context: context, via: service)
+    }
+
+    /// The request with its body read into memory, so that it can be
+    /// passed on more than once (a body streams only once).
+    public func buffered(_ request: Request) async throws -> Request {
+        var request = request
+        do {
+            _ = try await request.collectBody(upTo: Limits.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw ShopError.payloadTooLarge
+        }
+        return request
+    }
+
+    /// `headers` are added to the ones passed on.
+    public func forward(_ request: Request, context: ShopRequestContext, to service: String, headers: [(String, String)] = []) async throws -> Response {
+        try await forwarder.forward(request, context: context, to: service, headers: headers)
     }
 
     /// The routes for anyone signed in: the token is checked here, and the

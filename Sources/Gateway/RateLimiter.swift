@@ -2,6 +2,7 @@ import Common
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Observability
 import ShopServer
 import Synchronization
 
@@ -32,6 +33,8 @@ struct RateLimiter: RouterMiddleware {
     let auth: Authenticator
     private let buckets = Buckets()
 
+    static let refused = Observability.counter("shop_rate_limited_requests_total")
+
     init(perSecond: Double, burst: Double, auth: Authenticator) {
         self.perSecond = perSecond
         self.burst = burst
@@ -45,6 +48,10 @@ struct RateLimiter: RouterMiddleware {
         let client = caller.map { "user:" + $0.principal.userId } ?? "ip:" + (context.remoteAddress ?? "unknown")
         let (allowed, remaining, waitSeconds) = take(client)
         guard allowed else {
+            // `shop_rate_limited_requests_total` (stage 3 on): requests the
+            // gateway turned away with 429. The route is in
+            // `http_requests_total{status="429"}`; this one says why.
+            Self.refused.increment()
             var response = Reply.error(ShopError(
                 .rateLimited, "too many requests: the limit is \(Int(perSecond)) per second (bursts of \(Int(burst))); retry in \(waitSeconds) s",
                 retryAfter: waitSeconds))

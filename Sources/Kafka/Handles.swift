@@ -277,15 +277,54 @@ final class NewTopicHandle {
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 
-    static func make(name: String, partitions: Int32, replicationFactor: Int32) throws(KafkaError) -> NewTopicHandle {
+    static func make(name: String, partitions: Int32, replicationFactor: Int32, configs: [String: String] = [:]) throws(KafkaError) -> NewTopicHandle {
         let (pointer, text) = withErrorBuffer {
             rd_kafka_NewTopic_new(name, partitions, replicationFactor, $0, $1)
         }
         guard let pointer else { throw KafkaError.configuration("topic \(name): \(text)") }
-        return NewTopicHandle(pointer: pointer)
+        let handle = NewTopicHandle(pointer: pointer)
+        for (key, value) in configs.sorted(by: { $0.key < $1.key }) {
+            let err = rd_kafka_NewTopic_set_config(pointer, key, value)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.configuration("topic \(name): \(key)=\(value) was refused") }
+        }
+        return handle
     }
 
     deinit { rd_kafka_NewTopic_destroy(pointer) }
+}
+
+/// `rd_kafka_DeleteTopic_t`: one topic to delete.
+final class DeleteTopicHandle {
+    let pointer: OpaquePointer
+
+    private init(pointer: OpaquePointer) { self.pointer = pointer }
+
+    static func make(name: String) throws(KafkaError) -> DeleteTopicHandle {
+        guard let pointer = rd_kafka_DeleteTopic_new(name) else {
+            throw KafkaError(code: .other, message: "rd_kafka_DeleteTopic_new failed for \(name)")
+        }
+        return DeleteTopicHandle(pointer: pointer)
+    }
+
+    deinit { rd_kafka_DeleteTopic_destroy(pointer) }
+}
+
+/// `rd_kafka_ListConsumerGroupOffsets_t`: "which offsets has this group
+/// committed for these partitions" (librdkafka takes one group per request).
+/// librdkafka copies the partition list, so `partitions` need not outlive it.
+final class ListGroupOffsetsHandle {
+    let pointer: OpaquePointer
+
+    private init(pointer: OpaquePointer) { self.pointer = pointer }
+
+    static func make(group: String, partitions: TopicPartitionList) throws(KafkaError) -> ListGroupOffsetsHandle {
+        guard let pointer = rd_kafka_ListConsumerGroupOffsets_new(group, partitions.pointer) else {
+            throw KafkaError(code: .other, message: "rd_kafka_ListConsumerGroupOffsets_new failed for group \(group)")
+        }
+        return ListGroupOffsetsHandle(pointer: pointer)
+    }
+
+    deinit { rd_kafka_ListConsumerGroupOffsets_destroy(pointer) }
 }
 
 /// `rd_kafka_AdminOptions_t`: timeouts for one admin request.
@@ -294,8 +333,11 @@ final class AdminOptionsHandle {
 
     private init(pointer: OpaquePointer) { self.pointer = pointer }
 
+    /// `operationTimeoutMilliseconds` only for requests that change topics
+    /// (create, delete): librdkafka refuses it for any other kind.
     static func make(
-        client: KafkaHandle, operation: rd_kafka_admin_op_t, timeoutMilliseconds: Int32
+        client: KafkaHandle, operation: rd_kafka_admin_op_t, timeoutMilliseconds: Int32,
+        operationTimeoutMilliseconds: Int32? = nil
     ) throws(KafkaError) -> AdminOptionsHandle {
         guard let pointer = rd_kafka_AdminOptions_new(client.pointer, operation) else {
             throw KafkaError(code: .other, message: "rd_kafka_AdminOptions_new failed")
@@ -308,12 +350,14 @@ final class AdminOptionsHandle {
             rd_kafka_AdminOptions_set_request_timeout(pointer, timeoutMilliseconds, $0, $1)
         }
         try check(result, "admin request timeout", detail: text)
-        // How long the broker may wait for the topic to exist everywhere
-        // before it answers. Tansu answers at once either way.
-        let (result2, text2) = withErrorBuffer {
-            rd_kafka_AdminOptions_set_operation_timeout(pointer, timeoutMilliseconds, $0, $1)
+        // How long the broker may wait for the topic to exist (or be gone)
+        // everywhere before it answers. Tansu answers at once either way.
+        if let operationTimeoutMilliseconds {
+            let (result2, text2) = withErrorBuffer {
+                rd_kafka_AdminOptions_set_operation_timeout(pointer, operationTimeoutMilliseconds, $0, $1)
+            }
+            try check(result2, "admin operation timeout", detail: text2)
         }
-        try check(result2, "admin operation timeout", detail: text2)
         return options
     }
 
@@ -342,6 +386,20 @@ final class MetadataHandle {
         for index in 0..<Int(metadata.topic_cnt) {
             let topic = metadata.topics[index]
             result[String(cString: topic.topic)] = (Int(topic.partition_cnt), topic.err.rawValue)
+        }
+        return result
+    }
+
+    /// topic name → its partitions' ids, for the topics the cluster knows
+    /// (no topic-level error). Ids, not a count: nothing in the protocol
+    /// promises that they are 0..<count in order.
+    var partitionIDs: [String: [Int32]] {
+        var result: [String: [Int32]] = [:]
+        let metadata = pointer.pointee
+        for index in 0..<Int(metadata.topic_cnt) {
+            let topic = metadata.topics[index]
+            guard topic.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+            result[String(cString: topic.topic)] = (0..<Int(topic.partition_cnt)).map { topic.partitions[$0].id }.sorted()
         }
         return result
     }

@@ -122,6 +122,39 @@ public final class KafkaConsumer: Service, Sendable {
         }
     }
 
+    /// Moves the read position of partitions this member owns: the next
+    /// message handed out from each is the one at its offset. Messages
+    /// fetched before the seek are not handed out (librdkafka drops them),
+    /// but a `messages` iterator may still hold some in its batch: start a
+    /// new one after seeking. Partitions not assigned here are ignored by
+    /// librdkafka. Nothing is committed.
+    public func seek(_ offsets: [KafkaTopicPartition: Int64], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+        guard isOpen else { throw KafkaError.closed("seek") }
+        guard !offsets.isEmpty else { return }
+        let entries = offsets.map { TopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+        let client = handle
+        try await thread.run("seek") { () throws(KafkaError) in
+            let list = try TopicPartitionList.make(entries)
+            try withExtendedLifetime(list) { () throws(KafkaError) in
+                try check(consuming: rd_kafka_seek_partitions(client.pointer, list.pointer, timeout.millisecondsInt32), "seek \(Self.describe(entries))")
+                for entry in TopicPartitionList.entries(of: list.pointer) where entry.error != 0 {
+                    throw KafkaError(rd_kafka_resp_err_t(rawValue: entry.error), context: "seek \(entry.topic)[\(entry.partition)]@\(entry.offset)")
+                }
+            }
+        }
+    }
+
+    /// Records `message.offset + 1` as processed, for the next automatic
+    /// commit (`autoCommitStoredEvery`) or the one `close` makes. Sends
+    /// nothing itself.
+    public func store(_ message: KafkaConsumerMessage) throws(KafkaError) {
+        guard isOpen else { throw KafkaError.closed("store") }
+        let list = try TopicPartitionList.make([TopicPartitionOffset(topic: message.topic, partition: message.partition, offset: message.offset + 1)])
+        try withExtendedLifetime(list) { () throws(KafkaError) in
+            try check(rd_kafka_offsets_store(handle.pointer, list.pointer), "store \(message.topicPartition)@\(message.offset + 1)")
+        }
+    }
+
     /// Commits `message.offset + 1` without waiting: the result is logged.
     /// Cheaper when processing is fast; whatever fails here is committed
     /// again by `close()`, and in the worst case (a crash) messages after
@@ -360,7 +393,8 @@ final class CancelFlag: Sendable {
 }
 
 /// What the rebalance callback reads and updates: the current assignment,
-/// and which partitions a replay has already rewound.
+/// where newly assigned partitions start, and which partitions a replay has
+/// already rewound.
 final class ConsumerGroupState: Sendable {
     let groupID: String
     let startPosition: KafkaConsumerConfiguration.StartPosition
@@ -375,8 +409,32 @@ final class ConsumerGroupState: Sendable {
 
     var assignment: [KafkaTopicPartition] { state.withLock { $0.assigned } }
 
+    /// Where each of `partitions`, just assigned, starts when that is not
+    /// simply the group's committed offset. Called from the rebalance
+    /// callback, so `.stored`'s provider runs on the consumer's thread.
+    func startOffsets(for partitions: [KafkaTopicPartition]) -> [KafkaTopicPartition: Int64] {
+        switch startPosition {
+        case .committed:
+            return [:]
+        case .beginning:
+            return Dictionary(uniqueKeysWithValues: firstRewind(of: partitions).map { ($0, RdKafkaConstants.offsetBeginning) })
+        case .stored(let provider):
+            // Asked every time: the read model's database moves on between
+            // assignments. Only real offsets (>= 0) of partitions we were
+            // given count; librdkafka's negative "logical" offsets (-2
+            // beginning, -1 end, -1001 none) are not positions a read model
+            // stores, so a negative answer means "no answer".
+            let answers = provider(partitions)
+            var starts: [KafkaTopicPartition: Int64] = [:]
+            for partition in partitions {
+                if let offset = answers[partition], offset >= 0 { starts[partition] = offset }
+            }
+            return starts
+        }
+    }
+
     /// Marks the partitions as rewound; returns those that were not yet.
-    func firstRewind(of partitions: [KafkaTopicPartition]) -> Set<KafkaTopicPartition> {
+    private func firstRewind(of partitions: [KafkaTopicPartition]) -> Set<KafkaTopicPartition> {
         state.withLock { state in
             let fresh = Set(partitions).subtracting(state.rewound)
             state.rewound.formUnion(fresh)
@@ -401,7 +459,8 @@ final class ConsumerGroupState: Sendable {
 /// Called by librdkafka, from inside our poll (so on the consumer's
 /// thread), whenever the group hands this member partitions or takes them
 /// away. Setting a rebalance callback means we must apply the change
-/// ourselves: that is our chance to rewind for a replay and to log it.
+/// ourselves: that is our chance to choose where each partition starts (a
+/// replay, or offsets stored with the data) and to log it.
 private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = {
     client, err, partitions, opaque in
     guard let client, let context = ClientContext.from(opaque), let group = context.group else { return }
@@ -415,14 +474,14 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
 
     switch err {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        var rewound: [KafkaTopicPartition] = []
-        if group.startPosition == .beginning, let list = partitions, let elements = list.pointee.elems {
-            let fresh = group.firstRewind(of: topicPartitions)
-            for index in 0..<Int(list.pointee.cnt) where fresh.contains(topicPartitions[index]) {
-                // An explicit start offset in the assignment wins over the
-                // committed one: this is the seek to offset 0.
-                elements[index].offset = RdKafkaConstants.offsetBeginning
-                rewound.append(topicPartitions[index])
+        // An explicit start offset in the assignment wins over the committed
+        // one: this is the seek to offset 0 of a replay, or to the position
+        // a read model stored. Partitions left alone (offset "invalid", as
+        // librdkafka hands them to us) resume from the group's commit.
+        let starts = group.startOffsets(for: topicPartitions)
+        if !starts.isEmpty, let list = partitions, let elements = list.pointee.elems {
+            for index in 0..<Int(list.pointee.cnt) {
+                if let offset = starts[topicPartitions[index]] { elements[index].offset = offset }
             }
         }
         if cooperative {
@@ -439,7 +498,8 @@ private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err
         group.assigned(topicPartitions, incremental: cooperative)
         logger.info("kafka rebalance: assigned [\(names)]", metadata: [
             "group": "\(group.groupID)",
-            "rewound": "\(rewound.map(\.description).joined(separator: ", "))",
+            // -2 is "the beginning" (a replay); other numbers are offsets.
+            "starts": "\(starts.map { "\($0.key)@\($0.value)" }.sorted().joined(separator: ", "))",
         ])
         group.onRebalance?(.assigned(topicPartitions))
 

@@ -126,3 +126,13 @@ func check(consuming error: OpaquePointer?, _ context: @autoclosure () -> String
     if rd_kafka_error_is_fatal(error) != 0 { code = .fatal }
     throw KafkaError(code: code, message: "\(context()): \(text)", rdkafkaCode: err.rawValue)
 }
+
+/// Like `check(consuming:)` for an `rd_kafka_error_t` that belongs to
+/// something else (a per-group admin result): read it, never destroy it.
+func check(borrowing error: OpaquePointer?, _ context: @autoclosure () -> String) throws(KafkaError) {
+    guard let error else { return }
+    let err = rd_kafka_error_code(error)
+    guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+    let text = String(cString: rd_kafka_error_string(error))
+    throw KafkaError(code: KafkaError.code(for: err), message: "\(context()): \(text)", rdkafkaCode: err.rawValue)
+}

@@ -73,6 +73,18 @@ public struct KafkaConsumerMessage: Sendable, Hashable {
     /// append time, depending on the topic), if the message carries one.
     public var timestampMilliseconds: Int64?
 
+    /// A message as a consumer would have read it (for tests, and for code
+    /// that hands records around without a broker).
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader], timestampMilliseconds: Int64?) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+
     public var topicPartition: KafkaTopicPartition { KafkaTopicPartition(topic: topic, partition: partition) }
     public var timestamp: Date? { timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) } }
     public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }

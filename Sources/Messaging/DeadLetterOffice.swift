@@ -106,13 +106,25 @@ public struct DeadLetterOffice: Sendable {
         for (key, value) in headers where !key.hasPrefix("x-dead-letter") && ![MessageHeader.sourceQueue, MessageHeader.attempts, MessageHeader.attempt, "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"].contains(key) {
             if let string = value.stringValue { kept[key] = string }
         }
-        let keptJSON = String(decoding: try JSONEncoder().encode(kept), as: UTF8.self)
+        try await file(
+            id: id, queue: queue, messageId: delivery.properties.messageID, messageType: delivery.properties.type ?? delivery.routingKey,
+            reason: reason, attempts: Int(attempts), at: at, body: delivery.body, headers: kept)
+    }
+
+    /// Stores one dead letter that came by another route (stage 7: a record
+    /// of a Kafka dead-letter topic). `queue` is the work queue a replay
+    /// sends it to; `id` must be the same every time the same letter is
+    /// filed, so that filing it twice keeps one.
+    public func file(
+        id: String, queue: String, messageId: String?, messageType: String?, reason: String, attempts: Int, at: Date,
+        body: [UInt8], headers: [String: String]
+    ) async throws {
+        let keptJSON = String(decoding: try JSONEncoder().encode(headers), as: UTF8.self)
         let _: Int = try await db.write { db in
             try db.run(cached: """
                 INSERT OR IGNORE INTO dead_letters (id, queue, messageId, messageType, reason, attempts, deadLetteredAt, body, headers)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [id, queue, delivery.properties.messageID, delivery.properties.type ?? delivery.routingKey, reason, attempts,
-                      at.databaseMilliseconds, Data(delivery.body), keptJSON])
+                """, [id, queue, messageId, messageType, reason, attempts, at.databaseMilliseconds, Data(body), keptJSON])
         }
         logger.warning("dead letter filed", metadata: ["id": .string(id), "queue": .string(queue), "reason": .string(reason)])
     }
@@ -183,34 +195,6 @@ public struct DeadLetterOffice: Sendable {
         router.post("/admin/dead-letters/:id/replay") { request, context in
             _ = try auth.admin(request, context: context)
             return Reply.json(try await replay(id: context.parameters.id("id")), status: .accepted)
-        }
-    }
-}
-
-/// Any JSON value, to show a payload as it was.
-public enum JSONValue: Codable, Sendable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let n):
-            if n == n.rounded(), abs(n) < 9e15 { try c.encode(Int64(n)) } else { try c.encode(n) }
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
         }
     }
 }

@@ -43,14 +43,17 @@ public struct OutgoingMessage: Sendable, Equatable {
     /// As published: persistent, with the id and type as AMQP properties, and
     /// `mandatory`, so that a message no queue is bound for comes back as an
     /// error instead of disappearing.
-    public func amqp(exchange: String) -> OutboundMessage {
+    /// The correlation id travels twice: as a header (what stage 4's tools
+    /// read) and as AMQP's own `correlation-id` property (what any AMQP
+    /// tool shows).
+    public func amqp(exchange: String, contentType: String = "application/json") -> OutboundMessage {
         var headers: AMQPTable = [:]
         if let correlationId { headers[MessageHeader.correlationId] = .string(correlationId) }
         return OutboundMessage(
             exchange: exchange, routingKey: type, body: body,
             properties: BasicProperties(
-                contentType: "application/json", headers: headers, deliveryMode: .persistent,
-                messageID: id, timestamp: Date(), type: type),
+                contentType: contentType, headers: headers, deliveryMode: .persistent,
+                correlationID: correlationId, messageID: id, timestamp: Date(), type: type),
             mandatory: true)
     }
 }
@@ -83,7 +86,22 @@ public struct IncomingMessage: Sendable {
     /// Handlers must not care (they are idempotent), logs should say it.
     public let redelivered: Bool
     public let correlationId: String?
-    public let delivery: Delivery
+    /// The AMQP delivery it came in; nil for a message that came another way
+    /// (stage 7's consumers read events from Kafka and hand them to the
+    /// same handlers).
+    public let delivery: Delivery?
+
+    /// A message that did not come from RabbitMQ: what the handlers and the
+    /// inbox need of it, nothing more.
+    public init(id: String, type: String, body: [UInt8], attempt: Int = 1, redelivered: Bool = false, correlationId: String? = nil) {
+        self.id = id
+        self.type = type
+        self.body = body
+        self.attempt = attempt
+        self.redelivered = redelivered
+        self.correlationId = correlationId
+        self.delivery = nil
+    }
 
     /// Reads what identifies a message. A message without an id or a type
     /// cannot be deduplicated or routed: it is poison.
@@ -98,7 +116,7 @@ public struct IncomingMessage: Sendable {
         self.body = delivery.body
         self.attempt = max(1, Int(delivery.headers[MessageHeader.attempt]?.intValue ?? 1))
         self.redelivered = delivery.redelivered
-        self.correlationId = delivery.headers[MessageHeader.correlationId]?.stringValue
+        self.correlationId = delivery.headers[MessageHeader.correlationId]?.stringValue ?? delivery.properties.correlationID
         self.delivery = delivery
     }
 

@@ -2,6 +2,7 @@ import AMQP
 import Common
 import Foundation
 import Logging
+import Observability
 import ServiceLifecycle
 import Storage
 
@@ -33,13 +34,17 @@ public struct MessageConsumer: Service {
     let prefetch: UInt16
     let handlers: [String: Handler]
     let logger: Logger
+    /// Log a line for every message handled (stage 6: so that grepping an
+    /// order's id across the services' logs shows its whole story).
+    let logEachMessage: Bool
 
     /// `queue` is the short name (`payment`); `handlers` maps message types
     /// to what to do with them.
     public init(
         client: RabbitClient, topology: MessageTopology, queue: String, prefetch: UInt16 = 32,
-        logger: Logger, handlers: [String: Handler]
+        logger: Logger, logEachMessage: Bool = false, handlers: [String: Handler]
     ) {
+        self.logEachMessage = logEachMessage
         self.client = client
         self.topology = topology
         self.queue = queue
@@ -56,6 +61,17 @@ public struct MessageConsumer: Service {
     }
 
     func handle(_ delivery: Delivery) async -> ConsumerService.Outcome {
+        let started = ContinuousClock.now
+        let (outcome, settled) = await settle(delivery)
+        // Counted once the delivery is settled: `requeue` means it comes
+        // back, and is counted then.
+        if outcome == .ack {
+            MessagingMetrics.consumed(queue: queue, settled, since: started)
+        }
+        return outcome
+    }
+
+    private func settle(_ delivery: Delivery) async -> (ConsumerService.Outcome, MessagingMetrics.Settled) {
         var logger = logger
         logger[metadataKey: "queue"] = .string(queue)
         let failure: any Error
@@ -64,14 +80,19 @@ public struct MessageConsumer: Service {
             let message = try IncomingMessage(delivery)
             logger[metadataKey: "message_id"] = .string(message.id)
             logger[metadataKey: "type"] = .string(message.type)
-            if let correlation = message.correlationId { logger[metadataKey: "order_id"] = .string(correlation) }
+            if let correlation = message.correlationId {
+                logger[metadataKey: "correlation_id"] = .string(correlation)
+                // Stage 4's name for it, which its tools and docs grep for.
+                logger[metadataKey: "order_id"] = .string(correlation)
+            }
             if message.redelivered { logger.notice("redelivered message (a consumer died before acking it)") }
             guard let handler = handlers[message.type] else {
                 throw MessageFailure.poison("no handler for message type '\(message.type)' on queue \(queue)")
             }
             do {
                 try await handler(message)
-                return .ack
+                if logEachMessage { logger.info("handled") }
+                return (.ack, .handled)
             } catch {
                 failure = error
             }
@@ -87,20 +108,20 @@ public struct MessageConsumer: Service {
             let delay = topology.retryDelays[step - 1]
             logger.info("processing failed; retrying later", metadata: [
                 "attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(failure)"])
-            return await forward(delivery, to: "", routingKey: topology.retryQueue(queue, step: step), headers: [
+            return (await forward(delivery, to: "", routingKey: topology.retryQueue(queue, step: step), headers: [
                 MessageHeader.attempt: .int(Int64(attempt + 1)),
-            ], logger: logger)
+            ], logger: logger), .retried)
         } else {
             reason = "gave up after \(attempt) attempts: \(failure)"
         }
         logger.error("message set aside as a dead letter", metadata: ["reason": .string(reason), "attempts": "\(attempt)"])
-        return await forward(delivery, to: topology.deadLetterExchange, routingKey: queue, headers: [
+        return (await forward(delivery, to: topology.deadLetterExchange, routingKey: queue, headers: [
             MessageHeader.reason: .string(reason),
             MessageHeader.sourceQueue: .string(queue),
             MessageHeader.attempts: .int(Int64(attempt)),
             MessageHeader.deadLetteredAt: .int(Date().databaseMilliseconds),
             MessageHeader.deadLetterId: .string(ID.make("dlq")),
-        ], logger: logger)
+        ], logger: logger), .deadLettered)
     }
 
     /// Publishes a copy of the delivery (same body, id and type; headers

@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import GRDB
 import Logging
+import Observability
 import ServiceLifecycle
 import Storage
 
@@ -127,14 +128,18 @@ public protocol OutboxDestination: Sendable {
 public struct RabbitDestination: OutboxDestination {
     let client: RabbitClient
     let exchange: String
+    let contentType: String
 
-    public init(client: RabbitClient, exchange: String) {
+    /// `contentType` is what every message of this outbox is (stage 6's
+    /// events are `application/cloudevents+json`).
+    public init(client: RabbitClient, exchange: String, contentType: String = "application/json") {
         self.client = client
         self.exchange = exchange
+        self.contentType = contentType
     }
 
     public func deliver(_ messages: [OutgoingMessage]) async throws {
-        try await client.publish(contentsOf: messages.map { $0.amqp(exchange: exchange) }, window: 256)
+        try await client.publish(contentsOf: messages.map { $0.amqp(exchange: exchange, contentType: contentType) }, window: 256)
     }
 }
 
@@ -148,17 +153,29 @@ public struct RabbitDestination: OutboxDestination {
 /// then reach consumers twice, which the inbox makes harmless. That is the
 /// trade the pattern makes: at-least-once delivery plus idempotent
 /// consumers, instead of an exactly-once that no broker can promise.
+///
+/// The loop (wake, poll, back off while the broker is away) is the same for
+/// any source that keeps what it has not sent yet: `init(logger:drain:)`
+/// runs it over another one (stage 8's event store, which is its own
+/// outbox and keeps a checkpoint instead of deleting).
 public final class OutboxRelay: Service, Sendable {
-    let db: any DatabaseWriter
-    let destination: any OutboxDestination
     let logger: Logger
+    private let drainBody: @Sendable () async throws -> Void
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
 
     public init(db: any DatabaseWriter, destination: any OutboxDestination, logger: Logger) {
-        self.db = db
-        self.destination = destination
         self.logger = logger
+        self.drainBody = { try await Self.drain(db: db, destination: destination) }
+        (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        MessagingMetrics.watchOutbox(db)
+    }
+
+    /// A relay over another source: `drain` sends everything not sent yet,
+    /// and throws when the broker did not take it (it is called again).
+    public init(logger: Logger, drain: @escaping @Sendable () async throws -> Void) {
+        self.logger = logger
+        self.drainBody = drain
         (signals, signal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -202,8 +219,10 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
+    func drain() async throws { try await drainBody() }
+
     /// Publishes everything in the outbox, 256 at a time.
-    func drain() async throws {
+    static func drain(db: any DatabaseWriter, destination: any OutboxDestination) async throws {
         while true {
             // Rows are read into Sendable values inside the closure, so that
             // GRDB's async read runs on its own queue, not on this task's thread.
@@ -215,6 +234,7 @@ public final class OutboxRelay: Service, Sendable {
             }
             guard let last = batch.last?.seq else { return }
             try await destination.deliver(batch.map(\.message))
+            MessagingMetrics.published(batch.map(\.message))
             let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }

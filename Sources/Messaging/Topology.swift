@@ -12,6 +12,9 @@ import AMQP
 ///                                queue's TTL, then RabbitMQ dead-letters it back to
 ///                                <ns>.<queue> through the default exchange
 ///     <ns>.dead-letters          fanout exchange and queue: what could not be processed
+///     <ns>.<exchange>            from stage 6, a topic exchange per publishing service
+///                                (`<ns>.events.order`); a queue subscribes to the event
+///                                types it wants on the exchanges of their producers
 ///
 /// Every process declares the whole topology when it connects. Declaring is
 /// idempotent, and it means no publisher can ever send a message before the
@@ -20,10 +23,29 @@ public struct MessageTopology: Sendable {
     /// A service's work queue and the message types routed to it.
     public struct Queue: Sendable {
         public let name: String
-        public let bindings: [String]
+        public let bindings: [Binding]
+        /// Bound to these routing keys on the deployment's one exchange (stages 4 and 5).
         public init(_ name: String, bindings: [String]) {
             self.name = name
-            self.bindings = bindings
+            self.bindings = bindings.map { Binding(exchange: nil, key: $0) }
+        }
+        /// Bound to keys on other exchanges (stage 6 on: a subscriber binds
+        /// its own queue to its producers' exchanges; the producers never
+        /// hear of it).
+        public init(_ name: String, subscriptions: [Binding]) {
+            self.name = name
+            self.bindings = subscriptions
+        }
+    }
+
+    /// A routing key on an exchange: `exchange` is the short name
+    /// (`events.order`), nil for the deployment's main exchange.
+    public struct Binding: Sendable, Hashable {
+        public let exchange: String?
+        public let key: String
+        public init(exchange: String?, key: String) {
+            self.exchange = exchange
+            self.key = key
         }
     }
 
@@ -35,17 +57,23 @@ public struct MessageTopology: Sendable {
     /// the head of a queue, so messages with mixed TTLs in one queue would
     /// wait for the slowest in front of them.
     public let retryDelays: [Duration]
+    /// Topic exchanges besides the main one (short names), declared with
+    /// the rest: a publisher's own, and those its subscribers bind to.
+    public let exchanges: [String]
 
-    public init(namespace: String, queues: [Queue], retryDelays: [Duration]) {
+    public init(namespace: String, queues: [Queue], retryDelays: [Duration], exchanges: [String] = []) {
         self.namespace = namespace
         self.queues = queues
         self.retryDelays = retryDelays
+        self.exchanges = exchanges
     }
 
     public var exchange: String { "\(namespace).shop" }
     public var deadLetterExchange: String { "\(namespace).dead-letters" }
     public var deadLetterQueue: String { "\(namespace).dead-letters" }
     public func queue(_ name: String) -> String { "\(namespace).\(name)" }
+    /// An exchange by its short name (`events.order` → `<ns>.events.order`).
+    public func exchange(_ name: String) -> String { "\(namespace).\(name)" }
     public func retryQueue(_ name: String, step: Int) -> String { "\(namespace).\(name).retry.\(step)" }
 
     /// Attempts a message gets in all: the first, plus one per retry step.
@@ -57,13 +85,16 @@ public struct MessageTopology: Sendable {
         try await channel.exchangeDeclare(deadLetterExchange, type: .fanout, durable: true)
         try await channel.queueDeclare(deadLetterQueue, durable: true)
         try await channel.queueBind(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "")
+        for name in exchanges {
+            try await channel.exchangeDeclare(exchange(name), type: .topic, durable: true)
+        }
         for work in queues {
             // A message the consumer rejects outright (it never does on
             // purpose; a handler that crashes the channel might) still ends
             // among the dead letters rather than vanishing.
             try await channel.queueDeclare(queue(work.name), durable: true, arguments: QueueArguments(deadLetterExchange: deadLetterExchange))
-            for type in work.bindings {
-                try await channel.queueBind(queue: queue(work.name), exchange: exchange, routingKey: type)
+            for binding in work.bindings {
+                try await channel.queueBind(queue: queue(work.name), exchange: binding.exchange.map(exchange) ?? exchange, routingKey: binding.key)
             }
             for (index, delay) in retryDelays.enumerated() {
                 // Nobody consumes a retry queue: messages sit out the TTL and

@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import Observability
 
 /// One service calling another over HTTP, the contract's way: a deadline
 /// on every call, the other service's error body passed on as it is (a 409
@@ -13,8 +14,15 @@ public struct ServiceClient: Sendable {
     let http: HTTPClient
     let timeout: Duration
 
+    /// How the service is named in metrics: `product`.
+    public let target: String
+
     public init(name: String, baseURL: String, timeout: Duration = .seconds(2), http: HTTPClient = HTTPClient()) {
         self.name = name
+        var target = Substring(name)
+        if target.hasPrefix("the ") { target = target.dropFirst(4) }
+        if target.hasSuffix(" service") { target = target.dropLast(8) }
+        self.target = String(target)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
         self.http = http
@@ -56,7 +64,27 @@ public struct ServiceClient: Sendable {
         var headers = extra
         if let token { headers.append(("Authorization", "Bearer \(token)")) }
         if let requestId { headers.append(("X-Request-Id", requestId)) }
-        return try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+        let started = ContinuousClock.now
+        do {
+            let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+            Self.record(target, outcome: response.status >= 500 ? "server_error" : "answered", since: started)
+            return response
+        } catch {
+            Self.record(target, outcome: "unreachable", since: started)
+            throw error
+        }
+    }
+
+    /// `shop_service_calls_total{target, outcome}` and
+    /// `shop_service_call_duration_seconds{target}` (stage 2 on): every
+    /// call one service makes to another, by the service called and how it
+    /// went: `answered` (any status below 500: a 404 or a 409 is an answer),
+    /// `server_error` (5xx) or `unreachable` (refused, reset, or no answer
+    /// within the deadline). A service that is down shows as a rise of
+    /// `unreachable` at its callers, before anyone reads a log.
+    static func record(_ target: String, outcome: String, since started: ContinuousClock.Instant) {
+        Observability.counter("shop_service_calls_total", [("target", target), ("outcome", outcome)]).increment()
+        Observability.timer("shop_service_call_duration_seconds", [("target", target)]).record(since: started)
     }
 
     public func decode<T: Decodable>(_ response: HTTPResponse) throws -> T {

@@ -47,6 +47,12 @@ public enum InfraScript {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
+    /// The checkout the executable was built in (the folder holding
+    /// `scripts/infra`), if it was built in one.
+    public static var checkout: String? {
+        findUpwards("scripts/infra").map { URL(fileURLWithPath: $0).deletingLastPathComponent().deletingLastPathComponent().path }
+    }
+
     /// Walks up from the executable (in `.build/…`) to the repository.
     public static func findUpwards(_ relative: String) -> String? {
         var directory = URL(fileURLWithPath: executablePath).deletingLastPathComponent()

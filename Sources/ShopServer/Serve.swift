@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Observability
 import ServiceLifecycle
 
 /// Runs an HTTP entry point (and the services beside it) until SIGINT or
@@ -20,6 +21,7 @@ public enum ShopServerRunner {
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        Observability.installProcessWide()
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
@@ -41,15 +43,17 @@ public enum ShopServerRunner {
         try await group.run()
     }
 
-    /// The router every process starts from: contract errors and request
-    /// ids. An entry point (the one address clients use) also serves its
-    /// stage's API reference; a service behind it does not, since it
-    /// answers only part of the contract.
+    /// The router every process starts from: request metrics, contract
+    /// errors and request ids, and `GET /metrics`. An entry point (the one
+    /// address clients use) also serves its stage's API reference; a
+    /// service behind it does not, since it answers only part of the contract.
     public static func makeRouter(apiReferenceOfStage stage: Int? = nil) -> Router<ShopRequestContext> {
         let router = Router(context: ShopRequestContext.self)
         let routes = RouteTable()
+        router.add(middleware: HTTPMetricsMiddleware())
         router.add(middleware: ContractMiddleware(routes: routes))
         routes.serve(router)
+        router.addMetricsRoute()
         if let stage { OpenAPIDocument.add(to: router, stage: stage) }
         return router
     }

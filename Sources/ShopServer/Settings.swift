@@ -59,6 +59,21 @@ public struct Settings: Sendable {
     /// `INBOX_RETENTION_HOURS`: how long a consumer remembers message ids.
     public var inboxRetention: Duration
 
+    // Jobs (stage 5 on).
+    /// `REDIS_URL` (`redis://host:port`): the job store.
+    public var redisURL: String
+
+    // Streams (stage 7 on).
+    /// `KAFKA_BOOTSTRAP` (`host:port`): the Kafka-protocol broker.
+    public var kafkaBootstrap: String
+
+    // Metrics.
+    /// Where to list the process's addresses for Prometheus (see
+    /// `ScrapeTargets`): `PROMETHEUS_TARGETS_DIR` if set (empty: nowhere),
+    /// else `.infra/prometheus/targets` of the checkout the executable was
+    /// built in, once `scripts/infra up prometheus` has made it; nil: nowhere.
+    public var prometheusTargets: URL?
+
     /// The environment as it was read, for the few variables only one
     /// stage's entry point knows (stage 2's service ports and addresses).
     public let environment: [String: String]
@@ -101,6 +116,19 @@ public struct Settings: Sendable {
         amqpURL = amqp?.amqp ?? string("AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
         retryDelaysMilliseconds = string("RETRY_DELAYS_MS")
         inboxRetention = .seconds(3_600 * (int("INBOX_RETENTION_HOURS").flatMap { $0 > 0 ? $0 : nil } ?? 7 * 24))
+
+        redisURL = string("REDIS_URL") ?? "redis://127.0.0.1:6379"
+        kafkaBootstrap = string("KAFKA_BOOTSTRAP") ?? "127.0.0.1:9092"
+
+        if let configured = environment["PROMETHEUS_TARGETS_DIR"] {
+            prometheusTargets = configured.isEmpty ? nil : URL(fileURLWithPath: configured)
+        } else {
+            prometheusTargets = InfraScript.checkout.map { URL(fileURLWithPath: $0).appendingPathComponent(".infra/prometheus/targets") }
+                .flatMap { folder in
+                    var isFolder: ObjCBool = false
+                    return FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) && isFolder.boolValue ? folder : nil
+                }
+        }
     }
 
     /// A variable of the environment as read at start (empty counts as unset).

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import ShopServer
 import Spawning
 import Synchronization
@@ -26,6 +27,7 @@ public final class Supervisor: Sendable {
     private struct Running: Sendable {
         let name: String
         let process: ChildProcess
+        var url: String?
     }
 
     private struct State {
@@ -34,6 +36,8 @@ public final class Supervisor: Sendable {
         /// restarted by hand (see `stopAll`).
         var commands: [[String]] = []
         var stopping = false
+        /// Keeps the Prometheus targets file up to date (see `listForPrometheus`).
+        var targets: (name: String, task: Task<Void, Never>)?
     }
 
     /// "supervisor", padded to the children's names.
@@ -47,9 +51,12 @@ public final class Supervisor: Sendable {
     /// before it sends SIGKILL.
     let stopGracePeriod: Duration = .seconds(5)
     let executable: URL
+    /// Where the stage's processes are listed for Prometheus; nil: nowhere.
+    let prometheusTargets: URL?
 
     public init(settings: Settings, nameWidth: Int = 10) {
         self.nameWidth = nameWidth
+        self.prometheusTargets = settings.prometheusTargets
         self.watchParent = settings.exitWhenParentExits
         // /proc/self/exe is this very binary, however it was started.
         let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -115,6 +122,9 @@ public final class Supervisor: Sendable {
         for await url in listening.stream {
             // The pid, for `kill -9` in the workshop's experiments.
             Console.line(label + " | \(name) is up: pid \(process.pid), \(url)")
+            state.withLock { state in
+                if let index = state.children.firstIndex(where: { $0.process.pid == process.pid }) { state.children[index].url = url }
+            }
             return Child(name: name, url: url, pid: process.pid)
         }
         throw SupervisorError(description: "\(name) did not start: it exited or did not listen within \(deadline) (its output is above)")
@@ -178,9 +188,16 @@ public final class Supervisor: Sendable {
     /// SIGTERM too, so that stopping the stage stops all of it (and stage 2's
     /// fixed ports are free for the next start).
     public func stopAll() async {
-        let (children, commands) = state.withLock { state in
+        let (children, commands, targets) = state.withLock { state in
             state.stopping = true
-            return (state.children.reversed().filter { $0.process.isRunning }, state.commands)
+            return (state.children.reversed().filter { $0.process.isRunning }, state.commands, state.targets)
+        }
+        if let targets, let folder = prometheusTargets {
+            // Cancelled, and waited for: a write under way lands before the
+            // file is withdrawn, not after.
+            targets.task.cancel()
+            await targets.task.value
+            ScrapeTargets.withdraw(targets.name, from: folder)
         }
         let ours = Set(children.map(\.process.pid))
         for (pid, name) in Self.restartedByHand(commands: commands, executable: executable.path) where !ours.contains(pid) {
@@ -214,6 +231,33 @@ public final class Supervisor: Sendable {
 }
 
 extension Supervisor {
+    /// The children running, with where they listen.
+    public var children: [Child] {
+        state.withLock { $0.children.compactMap { child in child.url.map { Child(name: child.name, url: $0, pid: child.process.pid) } } }
+    }
+
+    /// Tells Prometheus where the stage's processes are (a file in the
+    /// folder `scripts/infra up prometheus` watches; see `ScrapeTargets`),
+    /// rewritten every 2 s from `list` until the stage stops, then removed.
+    /// Stage 2 lists the children; from stage 3 the list comes from etcd.
+    public func listForPrometheus(as name: String, _ list: @escaping @Sendable () async -> [ScrapeTargets.Target]) {
+        guard let folder = prometheusTargets else { return }
+        let task = Task {
+            var last: [ScrapeTargets.Target]?
+            while !Task.isCancelled {
+                let targets = await list()
+                // Stopped while listing: `stopAll` withdraws the file.
+                guard !Task.isCancelled else { break }
+                if targets != last { ScrapeTargets.publish(targets, as: name, in: folder); last = targets }
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        state.withLock { state in
+            state.targets?.task.cancel()
+            state.targets = (name, task)
+        }
+    }
+
     /// Processes running this executable with the arguments of one of our
     /// children (`serve payment --host … --data-dir …`): the same service of
     /// the same deployment, started again by hand. Found in /proc, by pid;

@@ -4,6 +4,7 @@ import Catalog
 import Foundation
 import Hummingbird
 import Logging
+import Observability
 import ShopServer
 import Supervision
 
@@ -60,6 +61,11 @@ struct Run: AsyncParsableCommand {
                 "--data-dir", dataDir.appendingPathComponent("monolith").path,
                 "--user-url", user.url, "--product-url", product.url,
             ], environment: shared)
+            // No discovery yet: Prometheus learns the three addresses from
+            // the supervisor, which started them.
+            supervisor.listForPrometheus(as: ThisStage.name) { [weak supervisor] in
+                (supervisor?.children ?? []).map { .init(url: $0.url, labels: ["stage": "2", "process": $0.name]) }
+            }
         }
     }
 }

@@ -48,7 +48,7 @@ struct Run: AsyncParsableCommand {
         Console.line("\(ThisStage.name) registers its services in etcd under /shop/\(namespace)/services/")
         // What a learner needs to address this deployment by hand (a poison
         // message from pika, a look with rabbitmqctl or scripts/watch).
-        let topology = Stage4Topology.make(namespace: namespace, settings: settings)
+        let topology = StageTopology.make(namespace: namespace, settings: settings)
         Console.line("\(ThisStage.name) publishes to the exchange \(topology.exchange) (routing key = message type)")
         Console.line("\(ThisStage.name) queues: " + topology.queues.map { topology.queue($0.name) }.joined(separator: ", ")
             + "; retries \(topology.retryQueue("<queue>", step: 1))…\(topology.retryDelays.count); dead letters \(topology.deadLetterQueue)")

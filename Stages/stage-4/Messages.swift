@@ -40,7 +40,7 @@ enum Topic {
     static let userRegistered = "user.registered"
 }
 
-enum Stage4Topology {
+enum StageTopology {
     /// Each service's work queue and what is bound to it.
     static let queues: [MessageTopology.Queue] = [
         .init("payment", bindings: [Topic.orderCreated, Topic.paymentRefund]),

@@ -19,7 +19,7 @@ extension UserService {
         let relay = messaging.relay(for: db)
         let router = try await UserService.build(
             stage: ThisStage.number, settings: settings, dataDir: dataDir, db: db, logger: logger,
-            afterSignUp: { db, user in
+            afterSignUp: { db, user, _ in
                 try Outbox.add(try OutgoingMessage(type: Topic.userRegistered, json: UserRegistered(user: user)), in: db)
             },
             committed: { relay.wake() })

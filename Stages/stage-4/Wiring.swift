@@ -19,7 +19,7 @@ struct ServiceMessaging {
     let logger: Logger
 
     init(service: String, namespace: String, settings: Settings, logger: Logger) throws {
-        topology = Stage4Topology.make(namespace: namespace, settings: settings)
+        topology = StageTopology.make(namespace: namespace, settings: settings)
         client = try Broker.client(url: settings.amqpURL, name: "\(namespace) \(service)", topology: topology, logger: logger)
         self.settings = settings
         self.logger = logger

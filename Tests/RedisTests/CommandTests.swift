@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisTestSupport
 import Testing
 
 /// Commands against a real redis-server: basics, binary safety, pipelining,

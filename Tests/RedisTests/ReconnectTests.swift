@@ -1,4 +1,5 @@
 import Redis
+import RedisTestSupport
 import TestSupport
 import Testing
 

@@ -5,6 +5,12 @@ import Foundation
 import GRDB
 import Messaging
 @testable import Stage4
+@testable import Stage5
+@testable import Stage6
+@testable import Stage7
+@testable import Stage8
+import Streams
+import Events
 import Storage
 import Testing
 
@@ -20,13 +26,26 @@ import Testing
 @Suite struct FrozenMigrationsTests {
     /// Every database of every stage, by the migrations that make it.
     static let all: [Migration] = {
+        // A stage copies the migrations of the stage before and adds its
+        // own: the same name must have the same text everywhere, so copies
+        // are dropped only when they are identical.
         var seen = Set<String>()
         let lists = [
             AccountsSchema.migrations, CatalogSchema.migrations, CheckoutSchema.migrations, MessagingSchema.migrations,
-            DeadLetterOffice.migrations, InventoryService.migrations, NotificationService.migrations,
-            PaymentService.migrations, OrderFlow.migrations,
+            DeadLetterOffice.migrations, Stage4.InventoryService.migrations, Stage4.NotificationService.migrations,
+            Stage4.PaymentService.migrations, Stage4.OrderFlow.migrations,
+            Stage5.InventoryService.migrations, Stage5.NotificationService.migrations,
+            Stage5.PaymentService.migrations, Stage5.OrderFlow.migrations,
+            Stage6.InventoryService.migrations, Stage6.NotificationService.migrations,
+            Stage6.PaymentService.migrations, Stage6.OrderFlow.migrations, FlowLog.migrations,
+            Stage7.InventoryService.migrations, Stage7.NotificationService.migrations,
+            Stage7.PaymentService.migrations, Stage7.OrderFlow.migrations, ReadModel.migrations,
+            Stage7.ReportingService.migrations, Stage7.AnalyticsService.migrations,
+            Stage8.InventoryService.migrations, Stage8.NotificationService.migrations,
+            Stage8.PaymentService.migrations, Stage8.OrderFlow.migrations, Stage8.OrderViews.migrations,
+            Stage8.SalesView.migrations, Stage8.AnalyticsService.migrations,
         ]
-        return lists.flatMap { $0 }.filter { seen.insert($0.name).inserted }
+        return lists.flatMap { $0 }.filter { seen.insert($0.name + "\u{0}" + $0.sql).inserted }
     }()
 
     static let snapshot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("shipped-migrations.sql")
@@ -77,14 +96,32 @@ import Testing
         #expect(missing.map(\.name) == [], "new migrations: run SHIP_MIGRATIONS=1 swift test --filter SchemaTests when they ship")
     }
 
-    @Test func namesAreUniqueAcrossTheProject() {
-        let lists = [
+    /// Within one stage, a name means one migration. (Across stages the
+    /// same name is the same migration, copied forward: `all` and the
+    /// snapshot check that its text is the same.)
+    @Test func namesAreUniqueWithinAStage() {
+        let shared = [
             AccountsSchema.migrations, CatalogSchema.migrations, CheckoutSchema.migrations, MessagingSchema.migrations,
-            DeadLetterOffice.migrations, InventoryService.migrations, NotificationService.migrations,
-            PaymentService.migrations, OrderFlow.migrations,
+            DeadLetterOffice.migrations,
         ]
-        let names = lists.flatMap { $0.map(\.name) }
-        #expect(Set(names).count == names.count)
+        let stages: [[[Migration]]] = [
+            shared + [Stage4.InventoryService.migrations, Stage4.NotificationService.migrations,
+                      Stage4.PaymentService.migrations, Stage4.OrderFlow.migrations],
+            shared + [Stage5.InventoryService.migrations, Stage5.NotificationService.migrations,
+                      Stage5.PaymentService.migrations, Stage5.OrderFlow.migrations],
+            shared + [Stage6.InventoryService.migrations, Stage6.NotificationService.migrations,
+                      Stage6.PaymentService.migrations, Stage6.OrderFlow.migrations, FlowLog.migrations],
+            shared + [Stage7.InventoryService.migrations, Stage7.NotificationService.migrations,
+                      Stage7.PaymentService.migrations, Stage7.OrderFlow.migrations, FlowLog.migrations,
+                      ReadModel.migrations, Stage7.ReportingService.migrations, Stage7.AnalyticsService.migrations],
+            shared + [Stage8.InventoryService.migrations, Stage8.NotificationService.migrations,
+                      Stage8.PaymentService.migrations, Stage8.OrderFlow.migrations, FlowLog.migrations,
+                      ReadModel.migrations, Stage8.OrderViews.migrations, Stage8.SalesView.migrations, Stage8.AnalyticsService.migrations],
+        ]
+        for lists in stages {
+            let names = lists.flatMap { $0.map(\.name) }
+            #expect(Set(names).count == names.count)
+        }
     }
 }
 

@@ -344,3 +344,232 @@ CREATE TABLE invoices_v2 (
 INSERT INTO invoices_v2 (orderId, number, html, createdAt) SELECT orderId, number, html, createdAt FROM invoices;
 DROP TABLE invoices;
 ALTER TABLE invoices_v2 RENAME TO invoices;
+
+-- migration: payments v2: charges to retry
+CREATE TABLE pending_charges (
+    orderId TEXT PRIMARY KEY,
+    card TEXT NOT NULL,
+    amountCents INTEGER NOT NULL,
+    createdAt INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- migration: orders v3: the deadline
+ALTER TABLE orders ADD COLUMN deadlinePassed INTEGER NOT NULL DEFAULT 0;
+
+-- migration: inventory v2: cancelled orders
+CREATE TABLE cancelled_orders (orderId TEXT PRIMARY KEY) WITHOUT ROWID;
+
+-- migration: payments v3: cancelled orders
+CREATE TABLE cancelled_orders (orderId TEXT PRIMARY KEY) WITHOUT ROWID;
+
+-- migration: flow v1
+-- seq: the order in which events reached the log, which breaks ties
+-- between events stamped in the same millisecond.
+CREATE TABLE flow_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    correlationId TEXT,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    causationId TEXT
+);
+CREATE INDEX flow_events_by_story ON flow_events(correlationId, time, seq);
+
+-- migration: reporting v1
+-- status: pending → confirmed → shipped, or cancelled (before or after
+-- confirmation: a cancelled confirmed order was refunded, not sold).
+CREATE TABLE sales_orders (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    status TEXT NOT NULL,
+    totalCents INTEGER NOT NULL,
+    PRIMARY KEY (generation, orderId)
+) WITHOUT ROWID;
+CREATE TABLE sales_lines (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    productId TEXT NOT NULL,
+    sku TEXT,
+    quantity INTEGER NOT NULL,
+    lineTotalCents INTEGER,
+    PRIMARY KEY (generation, orderId, line)
+) WITHOUT ROWID;
+
+-- migration: analytics v1
+-- Times in ms since 1970, from the events' `time`. sold: confirmed or
+-- shipped and not cancelled since (what the sales report counts).
+CREATE TABLE analytics_orders (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    createdAt INTEGER NOT NULL,
+    decidedAt INTEGER,
+    sold INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (generation, orderId)
+) WITHOUT ROWID;
+CREATE TABLE analytics_lines (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    productId TEXT NOT NULL,
+    sku TEXT,
+    quantity INTEGER NOT NULL,
+    PRIMARY KEY (generation, orderId, line)
+) WITHOUT ROWID;
+-- minute: ms since 1970 of the minute's start.
+CREATE TABLE analytics_minutes (
+    generation INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    placed INTEGER NOT NULL DEFAULT 0,
+    confirmed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (generation, minute)
+) WITHOUT ROWID;
+CREATE TABLE analytics_cancellations (
+    generation INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (generation, reason)
+) WITHOUT ROWID;
+
+-- migration: read model v1
+-- live: the generation queries read; building: the one a replay is
+-- filling, if any.
+CREATE TABLE read_model_generations (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    live INTEGER NOT NULL,
+    building INTEGER
+);
+INSERT INTO read_model_generations (id, live, building) VALUES (1, 1, NULL);
+-- The next offset to read, per generation and partition, written with
+-- the update it follows.
+CREATE TABLE read_model_positions (
+    generation INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    nextOffset INTEGER NOT NULL,
+    PRIMARY KEY (generation, topic, partition)
+) WITHOUT ROWID;
+-- Events applied, per generation: a copy published twice counts once.
+CREATE TABLE read_model_events (
+    generation INTEGER NOT NULL,
+    eventId TEXT NOT NULL,
+    PRIMARY KEY (generation, eventId)
+) WITHOUT ROWID;
+
+-- migration: payments v4: reservations read before their order
+CREATE TABLE reserved_orders (
+    orderId TEXT PRIMARY KEY,
+    eventId TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- migration: read model v2: what became of each rebuild
+-- outcome: NULL while it runs; 'switched', or 'mismatch' (dropped, with
+-- what differed in detail) once it has caught up.
+-- forced: switch even if it differs (an operator replacing a model
+-- they know is wrong); detail then says what differed.
+CREATE TABLE read_model_rebuilds (
+    generation INTEGER PRIMARY KEY,
+    startedAt INTEGER NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0,
+    finishedAt INTEGER,
+    outcome TEXT,
+    detail TEXT
+);
+
+-- migration: event store v1
+CREATE TABLE events (
+    position INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    schemaVersion INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    correlationId TEXT,
+    causationId TEXT,
+    requestId TEXT,
+    time INTEGER NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX events_by_time ON events(time);
+CREATE TABLE snapshots (
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    foldVersion INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    time INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- migration: orders v1 (event-sourced): idempotency keys and invoices
+CREATE TABLE idempotency_keys (
+    userId TEXT NOT NULL,
+    idempotencyKey TEXT NOT NULL,
+    orderId TEXT NOT NULL,
+    requestFingerprint TEXT NOT NULL,
+    PRIMARY KEY (userId, idempotencyKey)
+) WITHOUT ROWID;
+CREATE TABLE invoices (
+    orderId TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,
+    html TEXT NOT NULL,
+    createdAt INTEGER NOT NULL
+);
+
+-- migration: order views v1
+-- version: how many of the order's events are folded into state.
+CREATE TABLE order_views (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    userId TEXT NOT NULL,
+    createdAt INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (generation, orderId)
+) WITHOUT ROWID;
+CREATE INDEX order_views_by_user ON order_views(generation, userId, createdAt);
+CREATE INDEX order_views_by_time ON order_views(generation, createdAt);
+-- The store position each generation has applied.
+CREATE TABLE view_positions (
+    generation INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+
+-- migration: sales v1 (from the order store)
+CREATE TABLE sales_orders (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    status TEXT NOT NULL,
+    totalCents INTEGER NOT NULL,
+    PRIMARY KEY (generation, orderId)
+) WITHOUT ROWID;
+CREATE TABLE sales_lines (
+    generation INTEGER NOT NULL,
+    orderId TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    productId TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    lineTotalCents INTEGER NOT NULL,
+    PRIMARY KEY (generation, orderId, line)
+) WITHOUT ROWID;
+CREATE TABLE sales_products (
+    generation INTEGER NOT NULL,
+    productId TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    unitsSold INTEGER NOT NULL,
+    revenueCents INTEGER NOT NULL,
+    PRIMARY KEY (generation, productId)
+) WITHOUT ROWID;
+CREATE TABLE sales_positions (
+    generation INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+
+-- migration: sales v2: each order's version
+ALTER TABLE sales_orders ADD COLUMN version INTEGER NOT NULL DEFAULT 0;

@@ -1,3 +1,4 @@
+import AsyncStageSupport
 import Common
 import Foundation
 import ShopClient
@@ -10,7 +11,7 @@ import Testing
 struct BrokerRestartTests {
     @Test("restart RabbitMQ in the middle of a burst: every order is placed and decided, nothing lost or doubled")
     func brokerRestartMidBurst() async throws {
-        let deployment = try await Deployment.start()
+        let deployment = try await Deployment.start(stage: 4)
         defer { deployment.stage.requestStop() }
         let traffic = try await Traffic.prepare(deployment, scarceStock: 5, label: "burst")
         let running = traffic.run()

@@ -1,3 +1,4 @@
+import AsyncStageSupport
 import Common
 import Foundation
 import ShopClient
@@ -12,22 +13,13 @@ import Testing
 struct MessagingTests {
     @Test("kill -9 each consumer service in turn under traffic: every order is decided; stock, charges and emails apply once")
     func killEachConsumer() async throws {
-        let deployment = try await Deployment.start()
+        let deployment = try await Deployment.start(stage: 4)
         defer { deployment.stage.requestStop() }
         let traffic = try await Traffic.prepare(deployment, scarceStock: 6, label: "crash")
         let running = traffic.run()
 
-        var restarted: [StageProcess] = []
+        let restarted = try await traffic.killInTurn(["payment", "inventory", "notification", "order"], before: 12, after: 8)
         defer { for process in restarted { process.requestStop() } }
-        for victim in ["payment", "inventory", "notification", "order"] {
-            try await traffic.waitFor(12)
-            let pid = try #require(deployment.stage.child(serving: victim), "the \(victim) service runs")
-            kill(pid, SIGKILL)
-            // Orders keep coming while it is dead (except while the order
-            // service itself is: then placing fails, and nothing is stored).
-            if victim != "order" { try await traffic.waitFor(8) } else { try await Task.sleep(for: .milliseconds(500)) }
-            restarted.append(try await deployment.restart(victim))
-        }
         try await traffic.waitFor(10)
         running.cancel()
         await running.value
@@ -80,7 +72,7 @@ struct MessagingTests {
 
     @Test("a duplicate of a real order.created, published with pika, changes nothing")
     func duplicateChangesNothing() async throws {
-        let deployment = try await Deployment.start()
+        let deployment = try await Deployment.start(stage: 4)
         defer { deployment.stage.requestStop() }
         let api = deployment.api
         let product = try await api.createProduct(.init(sku: "D-\(ID.make("x").dropFirst(2))", name: "Once", priceCents: 1_500, initialStock: 5), adminToken: deployment.admin.token)
@@ -138,7 +130,7 @@ struct MessagingTests {
 
     @Test("poison published with pika lands among the dead letters with its reason, while orders keep flowing")
     func poisonIsDeadLettered() async throws {
-        let deployment = try await Deployment.start()
+        let deployment = try await Deployment.start(stage: 4)
         defer { deployment.stage.requestStop() }
         let api = deployment.api
         let customer = try await api.newCustomer("poison")
@@ -180,7 +172,7 @@ struct MessagingTests {
     func exhaustedThenReplayed() async throws {
         // Two attempts in all (one retry step of 100 ms): the card that fails
         // twice cannot get through on its own.
-        let deployment = try await Deployment.start(["RETRY_DELAYS_MS": "100"])
+        let deployment = try await Deployment.start(stage: 4, ["RETRY_DELAYS_MS": "100"])
         defer { deployment.stage.requestStop() }
         let api = deployment.api
         let customer = try await api.newCustomer("replay")

@@ -13,7 +13,7 @@ public enum Target: Sendable, Hashable, CustomStringConvertible {
 
     /// The stages that exist so far. Adding stage N to the suite is adding
     /// N here.
-    public static let implementedStages = [1, 2, 3, 4]
+    public static let implementedStages = [1, 2, 3, 4, 5, 6, 7, 8]
 
     /// `SHOP_BASE_URL=http://host:port` tests that server only;
     /// `SHOP_STAGES=1,3` picks stages; default: every implemented stage.
@@ -46,6 +46,9 @@ public struct ShopUnderTest: Sendable {
     public let admin: Session
     /// The folder holding the stage's data and its log (`stage.log`).
     public let dataDir: URL?
+    /// How long the shop took to decide one order while nothing else ran
+    /// against it, measured once right after it started (`IdleProbe`).
+    public let idleDecision: Duration
 
     /// The shop for a target, started once per test run and shared by every
     /// test (each test makes its own users and products, so they do not see
@@ -77,18 +80,52 @@ public enum Launcher {
         switch target {
         case .external(let url):
             let api = ShopAPI(baseURL: url, http: http)
-            return ShopUnderTest(target: target, api: api, admin: try await signIn(api), dataDir: nil)
+            let admin = try await signIn(api)
+            return ShopUnderTest(
+                target: target, api: api, admin: admin, dataDir: nil,
+                idleDecision: try await IdleProbe.decisionTime(api, admin: admin))
         case .stage(let n):
             let process = try StageProcess.launch(stage: n)
             let api = ShopAPI(baseURL: process.baseURL, http: http)
             try await process.waitUntilHealthy(api)
-            return ShopUnderTest(target: target, api: api, admin: try await signIn(api), dataDir: process.dataDir)
+            let admin = try await signIn(api)
+            return ShopUnderTest(
+                target: target, api: api, admin: admin, dataDir: process.dataDir,
+                idleDecision: try await IdleProbe.decisionTime(api, admin: admin))
         }
     }
 
     static func signIn(_ api: ShopAPI) async throws -> Session {
         let login = try await api.login(email: adminEmail, password: adminPassword)
         return Session(user: login.user, token: login.token, password: adminPassword)
+    }
+}
+
+/// The contract promises a decision "within 5 seconds on an idle machine".
+/// The suite's tests run all at once (48 of them, each signing up its own
+/// customer), so no test placing an order sees an idle machine: a CI run
+/// of stage 7 once decided the first test's order in just over 5 s while
+/// the sign-ups of every other test were hashing passwords on the same two
+/// cores. So the promise is measured where it is made: before any test is
+/// let in, the launcher places one order on the idle shop and times it;
+/// the orders test asserts that figure, and its own order, placed under
+/// load, has the suite's usual wait.
+enum IdleProbe {
+    static func decisionTime(_ api: ShopAPI, admin: Session) async throws -> Duration {
+        let product = try await api.createProduct(
+            API.CreateProductRequest(sku: "IDLE-\(ID.make("t").dropFirst(2))", name: "Idle probe", priceCents: 100, initialStock: 1),
+            adminToken: admin.token)
+        let customer = try await api.newCustomer("idle-probe")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let placed: API.Order = try await api.placeOrder(
+            [(product.id, 1)], card: SimulatedCardProcessor.approvedCard, token: customer.token).expect(201)
+        // A generous wait: the figure is what the test asserts, and a slow
+        // shop should fail that assertion with its figure, not time out here.
+        _ = try await api.decidedOrder(placed.id, token: customer.token, within: .seconds(60))
+        let elapsed = clock.now - start
+        print("idle probe: \(api.baseURL) decided an order on the idle shop in \(elapsed)")
+        return elapsed
     }
 }
 
@@ -145,6 +182,10 @@ public final class StageProcess: Sendable {
             // that several stages can run side by side in one test run.
             "USER_SERVICE_PORT": "0",
             "PRODUCT_SERVICE_PORT": "0",
+            // Not scraped by a Prometheus the developer left running: dozens
+            // of test deployments would each cost a scrape every 2 s. The
+            // metrics tests name the folder themselves.
+            "PROMETHEUS_TARGETS_DIR": "",
         ]
         for (name, value) in extraEnvironment { environment[name] = value }
         // Its stdin is a pipe whose other end this process holds until it

@@ -94,7 +94,11 @@ struct OrderFlow: OrderCommands {
             return try queries.replay(earlier, for: valid, as: try await queries.load(earlier.id))
         }
         logger.debug("order placed", metadata: ["status": .string(placed.status.rawValue)])
-        guard placed.status == .pending else { return .created(placed) }
+        OrderMetrics.placed()
+        guard placed.status == .pending else {
+            OrderMetrics.decided(placed.status, reason: placed.cancelReason)
+            return .created(placed)
+        }
 
         let charge = await payments.charge(valid.card, orderId: orderId, logger: logger)
         let decided = try await settle(orderId: orderId, payment: charge.outcome, attempts: charge.attempts, logger: logger)
@@ -105,8 +109,8 @@ struct OrderFlow: OrderCommands {
     /// answer the order as it now is.
     @discardableResult
     func settle(orderId: String, payment: PaymentOutcome, attempts: Int, logger: Logger) async throws -> API.Order? {
-        let order: API.Order? = try await writer.write { [inventory, payments, notifications, invoices] db in
-            guard var order = try OrderRecord.find(orderId, in: db) else { return nil }
+        let (order, decidedNow): (API.Order?, Bool) = try await writer.write { [inventory, payments, notifications, invoices] db in
+            guard var order = try OrderRecord.find(orderId, in: db) else { return (nil, false) }
             let lines = try OrderItemRecord.lines(of: orderId, in: db)
             let customer = order.customer
             order.pendingCard = nil
@@ -114,7 +118,7 @@ struct OrderFlow: OrderCommands {
 
             guard order.status == .pending else {
                 // Decided already (settled twice, e.g. by a recovery): nothing to do.
-                guard order.status == .cancelled, order.paymentStatus == .pending else { return order.api(items: lines) }
+                guard order.status == .cancelled, order.paymentStatus == .pending else { return (order.api(items: lines), false) }
                 // The customer cancelled while we were charging; the stock was
                 // released then. A capture that happened anyway is refunded:
                 // the compensation a saga would run, here in one transaction.
@@ -128,7 +132,7 @@ struct OrderFlow: OrderCommands {
                     order.paymentStatus = .declined
                 }
                 try order.update(db)
-                return order.api(items: lines)
+                return (order.api(items: lines), false)
             }
 
             switch OrderDecision.decide(stock: .reserved, payment: payment)! {
@@ -150,9 +154,12 @@ struct OrderFlow: OrderCommands {
                 try order.update(db)
                 try notifications.record(.orderCancelled, to: customer, orderId: orderId, in: db)
             }
-            return order.api(items: lines)
+            return (order.api(items: lines), true)
         }
-        logger.info("order decided", metadata: ["status": .string(order?.status.rawValue ?? "missing")])
+        if let order, decidedNow {
+            logger.info("order decided", metadata: ["status": .string(order.status.rawValue)])
+            OrderMetrics.decided(order.status, reason: order.cancelReason)
+        }
         return order
     }
 
@@ -179,8 +186,8 @@ struct OrderFlow: OrderCommands {
         }
     }
 
-    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
-        try await writer.write { [inventory, payments, notifications] db in
+    func cancel(orderId: String, by principal: Principal, requestId: String) async throws -> API.Order {
+        let (answer, decidedNow): (API.Order, Bool) = try await writer.write { [inventory, payments, notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db), OrderQueries.visible(order, to: principal) else {
                 throw ShopError.notFound("order \(orderId)")
             }
@@ -202,11 +209,14 @@ struct OrderFlow: OrderCommands {
             }
             try order.update(db)
             try notifications.record(.orderCancelled, to: order.customer, orderId: orderId, in: db)
-            return order.api(items: lines)
+            return (order.api(items: lines), previous == .pending)
         }
+        // A pending order cancelled by its customer is decided here.
+        if decidedNow { OrderMetrics.decided(answer.status, reason: answer.cancelReason) }
+        return answer
     }
 
-    func ship(orderId: String) async throws -> API.Order {
+    func ship(orderId: String, requestId: String) async throws -> API.Order {
         try await writer.write { [notifications] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             order.status = try order.status.shipping()

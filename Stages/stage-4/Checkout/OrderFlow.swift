@@ -202,13 +202,14 @@ struct OrderFlow: OrderCommands {
         }
         relay.wake()
         logger.info("order placed; waiting for payment and stock", metadata: ["order_id": .string(orderId)])
+        OrderMetrics.placed()
         return .created(order.api(items: lines))
     }
 
     /// 202: the cancellation is under way. A pending order is cancelled once
     /// payment and stock have answered; a confirmed one once the refund and
     /// the return of its units are done.
-    func cancel(orderId: String, by principal: Principal) async throws -> API.Order {
+    func cancel(orderId: String, by principal: Principal, requestId: String) async throws -> API.Order {
         try await change(orderId) { order, saga, db in
             guard OrderQueries.visible(order, to: principal) else { throw ShopError.notFound("order \(orderId)") }
             if saga.cancelling != nil { return [] }  // already being cancelled
@@ -225,7 +226,7 @@ struct OrderFlow: OrderCommands {
         }
     }
 
-    func ship(orderId: String) async throws -> API.Order {
+    func ship(orderId: String, requestId: String) async throws -> API.Order {
         try await change(orderId) { order, saga, db in
             guard saga.cancelling == nil else {
                 throw ShopError(.orderNotShippable, "the order is being cancelled and can no longer be shipped")
@@ -346,13 +347,16 @@ struct OrderFlow: OrderCommands {
     /// A request's change to an order and its saga, with the messages it
     /// leads to, in one transaction; answers the order as it now is.
     private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
-        let (answer, sent): (API.Order, Bool) = try await db.write { db in
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
+            let wasPending = order.status == .pending
             let messages = try apply(body, to: &order, &saga, db)
             try Outbox.add(messages, in: db)
-            return (order.api(items: try OrderItemRecord.lines(of: orderId, in: db)), !messages.isEmpty)
+            return (order.api(items: try OrderItemRecord.lines(of: orderId, in: db)), !messages.isEmpty, wasPending && order.status != .pending)
         }
         if sent { relay.wake() }
+        // A request or a job that decided the order (stage 5 on: the deadline).
+        if decided { OrderMetrics.decided(answer.status, reason: answer.cancelReason) }
         return answer
     }
 
@@ -374,6 +378,7 @@ struct OrderFlow: OrderCommands {
             var metadata: Logger.Metadata = ["order_id": .string(order.id), "status": .string(order.status.rawValue)]
             if let reason = order.cancelReason { metadata["reason"] = .string(reason.rawValue) }
             logger.info("order decided", metadata: metadata)
+            OrderMetrics.decided(order.status, reason: order.cancelReason)
         }
     }
 

@@ -46,6 +46,11 @@ enum KafkaTestEnvironment {
 
     static let port = Int(ProcessInfo.processInfo.environment["KAFKA_PORT"] ?? "") ?? 9092
     static var bootstrapServers: String { "127.0.0.1:\(port)" }
+    /// The S3 port of Tansu's storage, SeaweedFS (scripts/infra's default).
+    static let storagePort = Int(ProcessInfo.processInfo.environment["SEAWEEDFS_PORT"] ?? "") ?? 8333
+    /// Whether a broker that `scripts/infra up kafka` starts keeps its log
+    /// (the default), or starts empty (KAFKA_STORAGE=memory).
+    static let durableStorage = ProcessInfo.processInfo.environment["KAFKA_STORAGE"] != "memory"
 
     static let logger: Logger = {
         var logger = Logger(label: "kafka.tests")
@@ -94,8 +99,9 @@ enum KafkaTestEnvironment {
         }
     }
 
-    /// A topic name no earlier run used: Tansu's memory storage keeps every
-    /// topic until it stops, so names must not collide between runs.
+    /// A topic name no earlier run used: Tansu keeps every topic until its
+    /// storage is removed (or, in memory, until it stops), so names must not
+    /// collide between runs.
     static func uniqueName(_ prefix: String) -> String {
         "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
     }
@@ -126,11 +132,13 @@ enum KafkaTestEnvironment {
     }
 
     /// Runs `scripts/infra <arguments>` (quietly) and fails on a non-zero exit.
-    static func infra(_ arguments: String...) async throws {
+    /// The default time limit covers stopping Kafka: Tansu, then SeaweedFS
+    /// (4 to 12 s).
+    static func infra(_ arguments: String..., timeout: Duration = .seconds(90)) async throws {
         // Without the LD_LIBRARY_PATH our re-exec added (see RdKafkaLibrary):
         // other programs see the environment we were started with.
         let result = try await runProcess(
-            try root() + "/scripts/infra", ["-q"] + arguments, environment: ["LD_LIBRARY_PATH": nil], timeout: .seconds(60))
+            try root() + "/scripts/infra", ["-q"] + arguments, environment: ["LD_LIBRARY_PATH": nil], timeout: timeout)
         guard result.status == 0 else {
             throw EnvironmentError(description: "scripts/infra \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
         }

@@ -127,3 +127,25 @@ extension String {
         return bytes
     }
 }
+
+extension ConfluentKafka {
+    /// The offsets `group` has committed for each partition of `topic`
+    /// ("next to read"; partitions without a commit are left out), read
+    /// with `Consumer.committed`: an OffsetFetch, no group join.
+    static func committed(group: String, topic: String, partitions: Int32) async throws -> [Int32: Int64] {
+        let script = #"""
+        import json, sys
+        from confluent_kafka import Consumer, TopicPartition
+        args = json.load(sys.stdin)
+        c = Consumer({"bootstrap.servers": args["bootstrap"], "group.id": args["group"],
+                      "enable.auto.commit": False})
+        got = c.committed([TopicPartition(args["topic"], p) for p in range(args["partitions"])], timeout=15)
+        c.close()
+        print(json.dumps({str(tp.partition): tp.offset for tp in got if tp.offset >= 0}))
+        """#
+        let input = try json(["bootstrap": KafkaTestEnvironment.bootstrapServers, "group": group, "topic": topic, "partitions": partitions])
+        let output = try await run(script, input: input)
+        let byName = try JSONDecoder().decode([String: Int64].self, from: Data(output.utf8))
+        return Dictionary(uniqueKeysWithValues: byName.map { (Int32($0.key)!, $0.value) })
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Redis
+import RedisTestSupport
 import TestSupport
 
 #if canImport(Glibc)
@@ -111,22 +112,6 @@ private func closeSocket(_ fd: Int32) {
     _ = Glibc.close(fd)
     #else
     _ = Darwin.close(fd)
-    #endif
-}
-
-/// True while `pid` is alive. A process that has exited but not been reaped
-/// (a zombie) counts as gone: a daemon's parent has exited, and in a
-/// container whose PID 1 does not reap, it stays a zombie for good.
-func isProcessRunning(_ pid: pid_t) -> Bool {
-    guard kill(pid, 0) == 0 else { return false }
-    #if os(Linux)
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")")
-    else { return false }
-    // The state letter follows the ")" that ends the command name.
-    return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
-    #else
-    return true
     #endif
 }
 

@@ -9,29 +9,29 @@ import Glibc
 import Darwin
 #endif
 
-/// A redis-server for the tests: one started here on a free loopback port,
+/// A redis-server for the tests (RedisTests, JobsTests): one started here on a free loopback port,
 /// or the one REDIS_URL / REDIS_PORT points at.
 ///
 /// Started with `--daemonize yes --pidfile`, so it runs as its own process
 /// and the pid file is how we stop it (or kill it, for the reconnection
 /// tests). `--save ''` keeps it from writing dump files anywhere.
-final class RedisTestServer: Sendable {
-    let address: RedisAddress
+public final class RedisTestServer: Sendable {
+    public let address: RedisAddress
     /// nil when the server came from the environment: not ours to stop.
     private let files: (pid: String, log: String)?
 
     /// The server of the suite that is running, set by `.redisServer`.
-    @TaskLocal static var current: RedisTestServer?
+    @TaskLocal public static var current: RedisTestServer?
 
     private init(address: RedisAddress, files: (pid: String, log: String)?) {
         self.address = address
         self.files = files
     }
 
-    var port: Int { address.port }
+    public var port: Int { address.port }
 
     /// The environment's server if one is named, else a new one.
-    static func fromEnvironmentOrStart() async throws -> RedisTestServer {
+    public static func fromEnvironmentOrStart() async throws -> RedisTestServer {
         let environment = ProcessInfo.processInfo.environment
         if let url = environment["REDIS_URL"], !url.isEmpty {
             return RedisTestServer(address: try RedisAddress(url: url), files: nil)
@@ -43,7 +43,7 @@ final class RedisTestServer: Sendable {
     }
 
     /// Starts a private server. Tests that kill the server always use one.
-    static func start(port: Int? = nil) async throws -> RedisTestServer {
+    public static func start(port: Int? = nil) async throws -> RedisTestServer {
         let port = try port ?? freeLoopbackPort()
         let directory = FileManager.default.temporaryDirectory.path
         let server = RedisTestServer(
@@ -57,7 +57,7 @@ final class RedisTestServer: Sendable {
     /// Runs `body` with a server of its own, stopped afterwards whatever
     /// happens (a `defer` can't await, and an unstructured task might not
     /// run before the test process exits, leaving the daemon behind).
-    static func withPrivateServer(_ body: (RedisTestServer) async throws -> Void) async throws {
+    public static func withPrivateServer(_ body: (RedisTestServer) async throws -> Void) async throws {
         let server = try await start()
         do {
             try await body(server)
@@ -70,7 +70,7 @@ final class RedisTestServer: Sendable {
 
     /// (Re)starts the process on this server's port and waits until it
     /// answers PING.
-    func launch() async throws {
+    public func launch() async throws {
         guard let files else { return }
         guard let executable = Self.findExecutable("redis-server") else {
             throw TestFailure("redis-server not found on PATH (apt-get install -y redis-server)")
@@ -103,7 +103,7 @@ final class RedisTestServer: Sendable {
 
     /// Ends the process with `signal` (SIGKILL: no goodbye to clients) and
     /// waits until it is gone, so the port is free for a restart.
-    func stop(signal: Int32 = SIGTERM) async {
+    public func stop(signal: Int32 = SIGTERM) async {
         guard let files,
               let text = try? String(contentsOfFile: files.pid, encoding: .utf8),
               let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -118,9 +118,9 @@ final class RedisTestServer: Sendable {
         try? FileManager.default.removeItem(atPath: files.pid)
     }
 
-    var canBeStopped: Bool { files != nil }
+    public var canBeStopped: Bool { files != nil }
 
-    static func findExecutable(_ name: String) -> String? {
+    public static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
             let candidate = "\(directory)/\(name)"
@@ -133,8 +133,10 @@ final class RedisTestServer: Sendable {
 /// Suite trait: one server for the whole suite, torn down after it.
 /// Deliberately a SuiteTrait only (not a TestTrait), so the scope wraps the
 /// suite once rather than every test.
-struct RedisServerTrait: SuiteTrait, TestScoping {
-    func provideScope(
+public struct RedisServerTrait: SuiteTrait, TestScoping {
+    public init() {}
+
+    public func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
         let server = try await RedisTestServer.fromEnvironmentOrStart()
@@ -149,26 +151,42 @@ struct RedisServerTrait: SuiteTrait, TestScoping {
 }
 
 extension Trait where Self == RedisServerTrait {
-    static var redisServer: Self { RedisServerTrait() }
+    public static var redisServer: Self { RedisServerTrait() }
 }
 
 /// The suite's server, or a failed test that says why there is none.
-func currentServer() throws -> RedisTestServer {
+public func currentServer() throws -> RedisTestServer {
     guard let server = RedisTestServer.current else {
         throw TestFailure("no Redis server: add .redisServer to the suite")
     }
     return server
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A key no other test uses, so tests need no FLUSHDB between them.
-func uniqueKey(_ name: String = #function) -> String {
+public func uniqueKey(_ name: String = #function) -> String {
     "test:\(name.prefix(while: { $0 != "(" })):\(UInt32.random(in: 0...UInt32.max))"
 }
 
 /// A port nothing listens on right now.
-func freeLoopbackPort() throws -> Int { try FreePort.find() }
+public func freeLoopbackPort() throws -> Int { try FreePort.find() }
+
+/// True while `pid` is alive. A process that has exited but not been reaped
+/// (a zombie) counts as gone: a daemon's parent has exited, and in a
+/// container whose PID 1 does not reap, it stays a zombie for good.
+public func isProcessRunning(_ pid: pid_t) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    #if os(Linux)
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")")
+    else { return false }
+    // The state letter follows the ")" that ends the command name.
+    return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    #else
+    return true
+    #endif
+}

@@ -1,0 +1,50 @@
+import Auth
+import Checkout
+import Common
+import Discovery
+import Foundation
+import Hummingbird
+import Jobs
+import Logging
+import Messaging
+import ServiceLifecycle
+import ShopClient
+import ShopServer
+import Storage
+
+/// The order service's process: HTTP for orders, invoices and the sales
+/// report; the consumer of its `order` queue; the workers of the
+/// `invoices` and `orders` (deadline) job queues.
+enum OrderService {
+    static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, registry: ServiceRegistry, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let auth = Authenticator(signer: credentials.signer)
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("orders.sqlite"), migrations: OrderFlow.migrations)
+        let relay = messaging.relay(for: db)
+        let catalogue = ProductClient(service: DiscoveredService("product", directory: ServiceDirectory(registry), http: HTTPClient(timeout: .seconds(2))))
+        let orders = OrderFlow(db: db, logger: logger, catalogue: catalogue, relay: relay, queries: OrderQueries(db: db), invoices: Invoices(db: db), policy: messaging.policy)
+
+        let results = messaging.consumer("order", handlers: [
+            Topic.stockReserved: { try await orders.stockAnswered($0, .reserved) },
+            Topic.stockRejected: { try await orders.stockAnswered($0, .rejected) },
+            Topic.paymentCompleted: { try await orders.paymentAnswered($0, .captured) },
+            Topic.paymentFailed: { try await orders.paymentAnswered($0, .declined) },
+            Topic.paymentRefunded: { try await orders.refunded($0) },
+            Topic.stockReleased: { try await orders.released($0) },
+        ])
+        let invoices = messaging.jobs.worker(WorkQueue.invoices, concurrency: 2, payload: InvoiceJob.self) { job, _ in
+            try await orders.invoice(orderId: job.orderId)
+            return JobOutcome(outcome: "invoice written")
+        }
+        let deadlines = messaging.jobs.worker(WorkQueue.orders, concurrency: 2, payload: DeadlineJob.self) { job, _ in
+            JobOutcome(outcome: try await orders.deadlinePassed(orderId: job.orderId))
+        }
+
+        let router = ShopServerRunner.makeRouter()
+        router.addOrderWriteRoutes(orders, auth: auth)
+        router.addOrderReadRoutes(orders.queries, auth: auth)
+        router.addReportRoutes(Reports(db: db), auth: auth)
+        router.addServiceHealth(stage: ThisStage.number, name: "order", db: db, messaging: messaging)
+        return (router, [messaging.client, relay, results, invoices, deadlines] + messaging.housekeeping(for: db))
+    }
+}

@@ -1,0 +1,188 @@
+import Checkout
+import Common
+import Events
+import Foundation
+import GRDB
+import Hummingbird
+import Jobs
+import Logging
+import Messaging
+import ServiceLifecycle
+import ShopServer
+import Storage
+
+/// Charges and refunds, as a participant in the choreography. Nobody tells
+/// it what to do; it reacts to three facts:
+///
+/// - `OrderCreated`: an order exists; keep its card and amount, charge nothing yet.
+/// - `InventoryReserved`: the units are held; charge now. Approved →
+///   `PaymentCompleted`; declined → `PaymentFailed`; a transient error → a
+///   `payments` job with attempts and backoff, as in stage 5.
+/// - `OrderCancelled`: forget a charge not made yet; refund one that was
+///   (`PaymentRefunded`). Stage 5 waited for the order service's
+///   `payment.refund`; here payment undoes its own step.
+///
+/// Charging only once inventory has reserved is what keeps "out of stock
+/// charges nothing" true without anyone coordinating.
+enum PaymentService {
+    static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
+        let db = try openServiceDatabase(dataDir.appendingPathComponent("payments.sqlite"), migrations: migrations)
+        let payments = Payments(retry: .inline)
+        let relay = messaging.relay(for: db)
+        let policy = messaging.policy
+
+        /// Settles a charge that is still pending: the payment row, the card
+        /// forgotten, and the event, in one transaction. False (and nothing
+        /// written) when it is not pending any more: settled by another run,
+        /// or the order was cancelled meanwhile.
+        @Sendable func settle(_ attempt: ChargeAttempt, orderId: String, amountCents: Int, attempts: Int, causedBy: String?) async throws -> Bool {
+            let settled: Bool = try await db.write { db in
+                guard try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [orderId]) == 1 else { return false }
+                let event: any DomainEvent
+                switch attempt {
+                case .approved:
+                    try payments.record(.charge, outcome: .captured, amount: amountCents, attempts: attempts, orderId: orderId, in: db)
+                    event = PaymentCompleted(orderId: orderId, amountCents: amountCents, attempts: attempts)
+                case .declined(let reason):
+                    try payments.record(.charge, outcome: .declined, amount: 0, attempts: attempts, orderId: orderId, in: db)
+                    event = PaymentFailed(orderId: orderId, reason: reason, attempts: attempts)
+                case .transientFailure:
+                    preconditionFailure("a transient failure is not an outcome")
+                }
+                try Outbox.add(try EventLog.catalog.message(event, source: Producer.payment.source, correlationId: orderId, causationId: causedBy), in: db)
+                return true
+            }
+            if settled { relay.wake() }
+            return settled
+        }
+
+        let consumer = messaging.consumer("payment", events: [
+            .on(OrderCreated.self) { event, message in
+                let order = try event.decode(OrderCreated.self)
+                let card = try CardNumber(order.card)
+                try await Inbox.once(message, db: db, relay: nil) { db in
+                    // Charged before (a copy of the event under another id), or
+                    // cancelled already: nothing to keep.
+                    if try Int.fetchOne(db, cached: "SELECT 1 FROM payments WHERE orderId = ? AND kind = 'charge'", [order.orderId]) != nil
+                        || Int.fetchOne(db, cached: "SELECT 1 FROM cancelled_orders WHERE orderId = ?", [order.orderId]) != nil { return [] }
+                    try db.run(cached: "INSERT OR IGNORE INTO pending_charges (orderId, card, amountCents, createdAt) VALUES (?, ?, ?, ?)",
+                               [order.orderId, card.digits, order.total.amountCents, Date().databaseMilliseconds])
+                    return []
+                }
+            },
+            .on(InventoryReserved.self) { event, message in
+                let reserved = try event.decode(InventoryReserved.self)
+                if try await db.read({ db in try Inbox.seen(message, in: db) }) { return }
+                // Read into plain values: what crosses into the closures below must be Sendable.
+                let (pending, done): ((card: String, amountCents: Int)?, Bool) = try await db.read { db in
+                    let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT card, amountCents FROM pending_charges WHERE orderId = ?"), arguments: [reserved.orderId])
+                    let done = try Int.fetchOne(db, cached: "SELECT 1 FROM payments WHERE orderId = ? AND kind = 'charge'", [reserved.orderId]) != nil
+                        || Int.fetchOne(db, cached: "SELECT 1 FROM cancelled_orders WHERE orderId = ?", [reserved.orderId]) != nil
+                    return (row.map { (card: $0["card"], amountCents: $0["amountCents"]) }, done)
+                }
+                guard let pending else {
+                    // Settled already, or the order was cancelled first: nothing to charge.
+                    if done {
+                        try await Inbox.once(message, db: db, relay: nil) { _ in [] }
+                        return
+                    }
+                    // Neither: our OrderCreated is still on its way (down the
+                    // retry ladder, say). Later, then.
+                    throw MessageFailure.transient("OrderCreated for \(reserved.orderId) has not been seen here yet")
+                }
+                let amount = pending.amountCents
+                let attempt = SimulatedCardProcessor.charge(try CardNumber(pending.card), attempt: 1)
+                if case .transientFailure = attempt {
+                    // Try again later, as a job; the card stays in this
+                    // service's database, out of the job's data.
+                    try await Inbox.once(message, db: db, relay: relay) { _ in
+                        [try .charge(ChargeJob(orderId: reserved.orderId, amountCents: amount, cardLast4: String(pending.card.suffix(4)),
+                                               causationId: event.id), policy: policy)]
+                    }
+                    return
+                }
+                _ = try await settle(attempt, orderId: reserved.orderId, amountCents: amount, attempts: 1, causedBy: event.id)
+                try await Inbox.once(message, db: db, relay: nil) { _ in [] }
+            },
+            // The order is off: payment undoes its own step.
+            .on(OrderCancelled.self) { event, message in
+                let cancelled = try event.decode(OrderCancelled.self)
+                try await Inbox.once(message, db: db, relay: relay) { db in
+                    try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [cancelled.orderId])
+                    try db.run(cached: "INSERT OR IGNORE INTO cancelled_orders (orderId) VALUES (?)", [cancelled.orderId])
+                    let captured = try Int.fetchOne(db, cached: "SELECT amountCents FROM payments WHERE orderId = ? AND kind = 'charge' AND outcome = 'captured'", [cancelled.orderId])
+                    let refunded = try Int.fetchOne(db, cached: "SELECT 1 FROM payments WHERE orderId = ? AND kind = 'refund'", [cancelled.orderId]) != nil
+                    guard let amount = captured, !refunded else { return [] }
+                    try payments.record(.refund, outcome: .refunded, amount: amount, attempts: 1, orderId: cancelled.orderId, in: db)
+                    return [try messaging.event(PaymentRefunded(orderId: cancelled.orderId, amountCents: amount), correlationId: cancelled.orderId, causedBy: event)]
+                }
+            },
+        ])
+
+        // The charge's later attempts, as in stage 5. The consumer made
+        // attempt 1; this job's first run is attempt 2.
+        let charges = messaging.jobs.worker(WorkQueue.payments, concurrency: 4, payload: ChargeJob.self) { charge, job in
+            let attempt = job.attemptsMade + 2
+            guard let card = try await db.read({ db in
+                try String.fetchOne(db, cached: "SELECT card FROM pending_charges WHERE orderId = ?", [charge.orderId])
+            }) else {
+                return JobOutcome(outcome: "nothing to charge: settled or cancelled before this attempt")
+            }
+            let result = SimulatedCardProcessor.charge(try CardNumber(card), attempt: attempt)
+            if case .transientFailure = result {
+                throw ChargeRetry(attempt: attempt)
+            }
+            let settled = try await settle(result, orderId: charge.orderId, amountCents: charge.amountCents, attempts: attempt, causedBy: charge.causationId)
+            return JobOutcome(outcome: settled ? (result == .approved ? "approved" : "declined") + " on attempt \(attempt)" : "settled by another run, or cancelled")
+        }
+
+        let router = ShopServerRunner.makeRouter()
+        router.addServiceHealth(stage: ThisStage.number, name: "payment", db: db, messaging: messaging)
+        return (router, [messaging.client, relay, consumer, charges] + messaging.housekeeping(for: db))
+    }
+
+    /// What a charge job throws on a transient error: its message is the
+    /// job's `failedReason`.
+    struct ChargeRetry: Error, CustomStringConvertible {
+        var attempt: Int
+        var description: String { "the card processor had a transient error (attempt \(attempt))" }
+    }
+
+    /// The monolith's payments table, without its foreign key: the orders
+    /// are in another service's database now.
+    static let migrations = [
+        Migration("payments v1", sql: """
+            -- One row per money movement. UNIQUE(orderId, kind): an order is
+            -- charged at most once and refunded at most once, whatever retries
+            -- or redelivers it.
+            CREATE TABLE payments (
+                id TEXT PRIMARY KEY,
+                orderId TEXT NOT NULL,
+                kind TEXT NOT NULL,                     -- charge | refund
+                outcome TEXT NOT NULL,                  -- captured | declined | refunded
+                amountCents INTEGER NOT NULL,
+                attempts INTEGER NOT NULL,
+                createdAt INTEGER NOT NULL,
+                UNIQUE (orderId, kind)
+            ) WITHOUT ROWID;
+            """),
+        // Stage 5: a charge waiting for its next attempt keeps its card here,
+        // not in the job. Stage 6 keeps it here from OrderCreated until the
+        // charge is settled or the order cancelled.
+        Migration("payments v2: charges to retry", sql: """
+            CREATE TABLE pending_charges (
+                orderId TEXT PRIMARY KEY,
+                card TEXT NOT NULL,
+                amountCents INTEGER NOT NULL,
+                createdAt INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            """),
+        // Stage 6: events about one order come from three producers, in no
+        // order between them. A cancellation is remembered, so that an
+        // InventoryReserved or an OrderCreated that arrives after it
+        // charges nothing.
+        Migration("payments v3: cancelled orders", sql: """
+            CREATE TABLE cancelled_orders (orderId TEXT PRIMARY KEY) WITHOUT ROWID;
+            """),
+    ]
+}

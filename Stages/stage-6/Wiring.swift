@@ -1,0 +1,142 @@
+import AMQP
+import Common
+import Events
+import Foundation
+import GRDB
+import Hummingbird
+import Jobs
+import Logging
+import Messaging
+import Redis
+import ServiceLifecycle
+import ShopServer
+import Storage
+
+/// What every stage-6 service that talks to RabbitMQ has: the topology, one
+/// reconnecting client, the job store, and the long-running parts (client,
+/// outbox relay, consumers, workers) that run beside its HTTP server. A
+/// service that publishes events publishes them to its own exchange only.
+struct ServiceMessaging {
+    let service: String
+    /// nil for a service that publishes no events (notification, the desk).
+    let producer: Producer?
+    let topology: MessageTopology
+    let client: RabbitClient
+    let jobs: JobStore
+    let policy: JobPolicy
+    let settings: Settings
+    let logger: Logger
+
+    init(service: String, namespace: String, settings: Settings, logger: Logger) throws {
+        self.service = service
+        producer = Producer(rawValue: service)
+        topology = StageTopology.make(namespace: namespace, settings: settings)
+        client = try Broker.client(url: settings.amqpURL, name: "\(namespace) \(service)", topology: topology, logger: logger)
+        policy = JobPolicy(settings: settings)
+        jobs = try JobStore(url: settings.redisURL, prefix: JobStore.prefix(namespace: namespace), lockDuration: policy.lockDuration, logger: logger)
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// One outbox, two destinations: the service's events to its own
+    /// exchange on RabbitMQ, as CloudEvents; jobs to Redis.
+    func relay(for db: any DatabaseWriter) -> OutboxRelay {
+        OutboxRelay(db: db, destination: SplitDestination(
+            jobs: JobsDestination(client: jobs.client, prefix: jobs.prefix),
+            others: RabbitDestination(
+                client: client, exchange: producer.map { topology.exchange($0.exchange) } ?? topology.exchange,
+                contentType: CloudEvent.contentType)), logger: logger)
+    }
+
+    /// A consumer of the service's queue that reads events: each delivery
+    /// is checked against its schema and read as today's version (see
+    /// `EventCatalog.read`) before its handler runs; one that does not fit
+    /// is poison, and goes to the dead letters with the reason.
+    typealias EventHandler = @Sendable (ReceivedEvent, IncomingMessage) async throws -> Void
+
+    /// One event type and what to do with it: `.on(OrderCreated.self) { event, message in … }`.
+    struct Subscription {
+        let event: any DomainEvent.Type
+        let handler: EventHandler
+        static func on(_ event: any DomainEvent.Type, _ handler: @escaping EventHandler) -> Subscription {
+            Subscription(event: event, handler: handler)
+        }
+    }
+
+    func consumer(_ queue: String, events subscriptions: [Subscription]) -> MessageConsumer {
+        var byType: [String: MessageConsumer.Handler] = [:]
+        for subscription in subscriptions {
+            let handler = subscription.handler
+            // Read as the version this code knows: the catalogue holds
+            // versions later stages publish too (OrderCreated v3).
+            let version = subscription.event.version
+            byType[EventLog.catalog.type(of: subscription.event.name)] = { message in
+                try await handler(try EventLog.catalog.read(message, as: version), message)
+            }
+        }
+        // One log line per event handled, with the event's id and its
+        // story's correlation id: `grep <order id>` over the services' logs
+        // then shows the choreography, in order.
+        return MessageConsumer(client: client, topology: topology, queue: queue, logger: logger, logEachMessage: true, handlers: byType)
+    }
+
+    /// An event this service publishes, for its outbox.
+    func event(_ event: some DomainEvent, correlationId: String?, causedBy cause: ReceivedEvent? = nil, requestId: String? = nil) throws -> OutgoingMessage {
+        try EventLog.catalog.message(event, source: (producer ?? .order).source, correlationId: correlationId, causedBy: cause, requestId: requestId)
+    }
+
+    /// Forgets the ids of messages handled long ago (`INBOX_RETENTION_HOURS`):
+    /// stage 4's hourly loop is a job scheduler now, so the period is kept
+    /// in Redis and the work shows in `/admin/jobs` like any other job.
+    func housekeeping(for db: any DatabaseWriter) -> [any Service] {
+        let queue = WorkQueue.housekeeping(service)
+        let retention = settings.inboxRetention
+        let every = policy.housekeepingEvery
+        let scheduler = JobSetup("the inbox pruner's schedule", logger: logger) { [jobs] in
+            try await jobs.queue(queue).upsertScheduler(id: "prune-inbox", every: every, job: NewJob(name: "prune-inbox", data: "{}"))
+        }
+        let worker = jobs.worker(queue, concurrency: 1) { _ in
+            let pruned = try await Inbox.prune(processedBefore: Date().addingTimeInterval(-Double(retention.components.seconds)), db: db)
+            return "{\"pruned\":\(pruned)}"
+        }
+        return [scheduler, worker]
+    }
+
+    /// The `emails` queue's rate limit, kept in Redis (the queue's `meta`)
+    /// where every worker of the queue, ours or BullMQ's, reads it.
+    func emailRateLimit() -> any Service {
+        let rate = policy.emailRate
+        return JobSetup("the email rate limit", logger: logger) { [jobs] in
+            try await jobs.queue(WorkQueue.emails).setRateLimit(max: rate.max, per: rate.per)
+        }
+    }
+
+    func consumer(_ queue: String, handlers: [String: MessageConsumer.Handler]) -> MessageConsumer {
+        MessageConsumer(client: client, topology: topology, queue: queue, logger: logger, handlers: handlers)
+    }
+
+    /// For `/health`: the service is up either way (its outbox keeps what it
+    /// cannot send), but it says whether the broker is there.
+    var brokerIsUp: Bool { client.connection?.isOpen == true }
+}
+
+/// A service's database with the outbox and inbox tables beside its own.
+func openServiceDatabase(_ url: URL, migrations: [Migration]) throws -> DatabasePool {
+    try SQLiteStore.openPool(at: url, migrations: migrations + MessagingSchema.migrations)
+}
+
+extension Router where Context == ShopRequestContext {
+    /// `GET /health`: the database answers; RabbitMQ and Redis are
+    /// reported, but a broker that is away does not make the service
+    /// unhealthy (its outbox keeps what it cannot send yet).
+    func addServiceHealth(stage: Int, name: String, db: any DatabaseWriter, messaging: ServiceMessaging) {
+        get("/health") { _, _ in
+            let database = (try? await db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+            var services: [String: API.ServiceState] = [name: .up, "database": database ? .up : .down]
+            services["rabbitmq"] = messaging.brokerIsUp ? .up : .down
+            services["redis"] = await messaging.jobs.isReachable() ? .up : .down
+            let health = API.Health(stage: stage, services: services)
+            return Reply.json(health, status: database ? .ok : .serviceUnavailable)
+        }
+    }
+}

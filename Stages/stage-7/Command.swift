@@ -1,0 +1,142 @@
+import Accounts
+import ArgumentParser
+import Catalog
+import Common
+import Discovery
+import Foundation
+import Hummingbird
+import Jobs
+import Kafka
+import Logging
+import Messaging
+import ServiceLifecycle
+import ShopServer
+import Streams
+import Supervision
+
+/// Stage 7: the events on a durable log. `stage-7` makes sure etcd,
+/// RabbitMQ, Redis and the Kafka broker answer (starting the project's own
+/// when their addresses are local and silent), creates the topics, then
+/// starts eleven processes: the user, product, order, inventory, payment
+/// and notification services, two instances of reporting (they share the
+/// partitions of their group), analytics, the operations desk (dead
+/// letters, jobs, the flow log, stream lag), and the gateway on 8080.
+@main
+struct StageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: ThisStage.name,
+        abstract: "The domain events on Kafka: topics per aggregate, consumer groups, read models that replay.",
+        subcommands: [Run.self, Serve.self],
+        defaultSubcommand: Run.self)
+}
+
+/// The default command: every process of the stage, supervised.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Start every process of stage \(ThisStage.number) (the default).")
+
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var etcd: EtcdOptions
+    @OptionGroup var amqp: AMQPOptions
+
+    func run() async throws {
+        // A librdkafka that can talk to Tansu, before anything else (see RdKafkaLibrary).
+        try RdKafkaLibrary.bootstrap(environment: ProcessInfo.processInfo.environment)
+        // Flags and environment, read once, here; everything below is given them.
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd, amqp: amqp)
+        ShopLogHandler.bootstrap(service: ThisStage.name, settings: settings)
+        let logger = Logger(label: ThisStage.name)
+        let dataDir = try settings.dataFolder(stage: ThisStage.name)
+        Console.line("\(ThisStage.name) keeps its data in \(dataDir.path) (one folder per service)")
+        _ = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)  // the shared development secret, if needed
+        try await EtcdStarter.ensureRunning(settings.etcdURL, logger: logger)
+        try await Broker.ensureRunning(settings.amqpURL, logger: logger)
+        try await JobStore.ensureRunning(settings.redisURL, logger: logger)
+        try await StreamSetup.ensureRunning(settings.kafkaBootstrap, logger: logger)
+
+        let namespace = Deployment.namespace(stage: ThisStage.number, dataDir: dataDir, settings: settings)
+        Console.line("\(ThisStage.name) registers its services in etcd under /shop/\(namespace)/services/")
+        // The topics, made before any producer appends (a broker that
+        // creates a topic on first use would pick its own partition count).
+        let topics = StageTopology.allTopics(namespace: namespace)
+        try await StreamSetup.createTopics(topics, partitions: StageTopology.partitions, bootstrap: settings.kafkaBootstrap)
+        // What a learner needs to address this deployment by hand (a record
+        // from confluent-kafka, a look with scripts/watch).
+        Console.line("\(ThisStage.name) events go to Kafka at \(settings.kafkaBootstrap), topics " + topics.joined(separator: ", ")
+            + " (\(StageTopology.partitions) partitions each, keyed by aggregate id); consumer groups "
+            + StageTopology.groups.map { "\(namespace).\($0.name)" }.joined(separator: ", "))
+        let topology = StageTopology.make(namespace: namespace, settings: settings)
+        Console.line("\(ThisStage.name) RabbitMQ keeps the tasks: " + topology.queues.map { topology.queue($0.name) }.joined(separator: ", ")
+            + "; retries \(topology.retryQueue("<queue>", step: 1))…\(topology.retryDelays.count); dead letters \(topology.deadLetterQueue)")
+        let prefix = JobStore.prefix(namespace: namespace)
+        Console.line("\(ThisStage.name) keeps its jobs in Redis under \(prefix):<queue>: (queues \(WorkQueue.all.joined(separator: ", ")));"
+            + " look with: swift run jobs counts emails --redis \(settings.redisURL) --prefix \(prefix)")
+        try await Supervisor(settings: settings, nameWidth: 12).run { supervisor in
+            try await supervisor.startBehindGateway(
+                // Two reporting instances: the group shares the topics'
+                // partitions out between them, and moves them when one goes.
+                services: APIGateway.services.map { ($0, $0 == "reporting" ? 2 : 1) }, dataDir: dataDir, host: settings.host, port: settings.port(),
+                environment: Deployment.environment(
+                    namespace: namespace, etcd: settings.etcdURL, amqp: settings.amqpURL, redis: settings.redisURL, kafka: settings.kafkaBootstrap))
+        }
+    }
+}
+
+/// `stage-N serve <service>`: one process of the stage.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one process of stage \(ThisStage.number).")
+
+    enum Service: String, ExpressibleByArgument, CaseIterable {
+        case user, product, order, inventory, payment, notification, reporting, analytics, deadletter, gateway
+    }
+
+    @Argument(help: "user, product, order, inventory, payment, notification, reporting, analytics, deadletter (dead letters, jobs, stream lag) or gateway") var service: Service
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var etcd: EtcdOptions
+    @OptionGroup var amqp: AMQPOptions
+
+    func run() async throws {
+        try RdKafkaLibrary.bootstrap(environment: ProcessInfo.processInfo.environment)
+        let settings = Settings(environment: ProcessInfo.processInfo.environment, server: server, etcd: etcd, amqp: amqp)
+        let name = service == .gateway ? "gateway" : "\(service.rawValue)-service"
+        ShopLogHandler.bootstrap(service: name, settings: settings)
+        let logger = Logger(label: name)
+        let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
+        // Started by hand, a service joins the deployment its folder is in.
+        let namespace = Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings)
+        let registry = ServiceRegistry(etcd: EtcdClient(url: settings.etcdURL), namespace: namespace, leaseTTL: settings.discoveryTTLSeconds)
+        func messaging() throws -> ServiceMessaging {
+            try ServiceMessaging(service: service.rawValue, namespace: namespace, settings: settings, logger: logger)
+        }
+
+        let router: Router<ShopRequestContext>
+        var services: [any ServiceLifecycle.Service] = []
+        switch service {
+        case .gateway:
+            let router = try await APIGateway.build(settings: settings, dataDir: dataDir, registry: registry, logger: logger)
+            try await ShopServerRunner.run(name: name, router: router, host: settings.host, port: settings.port(), settings: settings, logger: logger)
+            return
+        case .user:
+            (router, services) = try await UserService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .product:
+            router = try await ProductService.build(stage: ThisStage.number, settings: settings, dataDir: dataDir, logger: logger)
+        case .order:
+            (router, services) = try OrderService.build(settings: settings, dataDir: dataDir, messaging: messaging(), registry: registry, logger: logger)
+        case .inventory:
+            (router, services) = try InventoryService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .payment:
+            (router, services) = try PaymentService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .notification:
+            (router, services) = try NotificationService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .reporting:
+            (router, services) = try ReportingService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .analytics:
+            (router, services) = try AnalyticsService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        case .deadletter:
+            (router, services) = try DeadLetterService.build(settings: settings, dataDir: dataDir, messaging: messaging(), logger: logger)
+        }
+        // A port the system picks; callers find it in etcd.
+        try await RegisteredServer.run(
+            service: service.rawValue, router: router, host: settings.host, port: settings.port ?? 0, registry: registry,
+            settings: settings, services: services, logger: logger)
+    }
+}

@@ -1,0 +1,133 @@
+import Auth
+import Common
+import Discovery
+import Events
+import Foundation
+import Gateway
+import Hummingbird
+import Logging
+import ShopServer
+
+/// The only entry point from stage 3 on, and this stage's routing table:
+/// which service answers what. The gateway's mechanics (the token checked
+/// at the edge, the rate limit, finding an instance, passing the request
+/// on) are the same at every stage (Sources/Gateway); this table changes as
+/// the order side is split into services.
+enum APIGateway {
+    /// Every service behind the gateway: the supervisor starts them, and
+    /// `/health` and `/admin/services` check them.
+    static let services = ["user", "product", "order", "query", "inventory", "payment", "notification", "analytics", "deadletter"]
+
+    /// Who keeps a replayable group: the query service its two projections.
+    static func keeper(ofGroup name: String) -> String {
+        guard let group = StageTopology.group(name), group.replayable else { return "deadletter" }
+        return group.readsOrderStore ? "query" : name
+    }
+
+    static func build(settings: Settings, dataDir: URL, registry: ServiceRegistry, logger: Logger) async throws -> Router<ShopRequestContext> {
+        let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
+        let edge = GatewayEdge(stage: ThisStage.number, services: services, registry: registry, signer: credentials.signer)
+        let auth = edge.auth
+        let compose = Composition(edge: edge, signer: credentials.signer, logger: logger)
+        let router = edge.makeRouter(settings: settings)
+        // Each user's last write, for their next reads (ReadYourWrites.swift).
+        let marks = WriteMarks()
+
+        // Accounts: the user service. Sign-up is a plain forward now: the
+        // welcome email follows from the user service's `user.registered`.
+        router.post("/users") { request, context in try await edge.forward(request, context: context, to: "user") }
+        router.post("/auth/login") { request, context in try await edge.forward(request, context: context, to: "user") }
+        router.get("/users/me") { request, context in
+            _ = try auth.principal(request, context: context)
+            return try await edge.forward(request, context: context, to: "user")
+        }
+        router.get("/users/me/summary") { request, context in
+            let principal = try auth.principal(request, context: context)
+            return try await compose.summary(
+                token: auth.bearer(request, context: context).token, fresh: marks.headers(for: principal.userId, request: request), context: context)
+        }
+
+        // Catalogue: the product service. Creating a product is composed: the
+        // product, then its stock row in the inventory service.
+        router.get("/products") { request, context in try await edge.forward(request, context: context, to: "product") }
+        router.get("/products/:id") { request, context in try await edge.forward(request, context: context, to: "product") }
+        router.post("/products") { request, context in
+            let token = try auth.bearer(request, context: context).token
+            _ = try auth.admin(request, context: context)
+            return try await compose.createProduct(request, token: token, context: context)
+        }
+        router.patch("/products/:id") { request, context in
+            _ = try auth.admin(request, context: context)
+            return try await edge.forward(request, context: context, to: "product")
+        }
+
+        // Orders, split in two (CQRS): commands go to the order service (the
+        // write side), reads to the query service, with the reader's own
+        // last write (ReadYourWrites.swift). What only the event store
+        // knows (an order's events, anything `asOf` a past moment) is the
+        // order service's to answer.
+        for (method, path) in [(HTTPRequest.Method.post, "/orders"), (.post, "/orders/:id/cancel"), (.post, "/orders/:id/ship")] {
+            router.on(RouterPath(path), method: method) { request, context in
+                let principal = try auth.principal(request, context: context)
+                let response = try await edge.forward(request, context: context, to: "order")
+                marks.remember(response, for: principal.userId)
+                return response
+            }
+        }
+        for path in ["/orders", "/orders/:id", "/reports/sales"] {
+            router.get(RouterPath(path)) { request, context in
+                let principal = try auth.principal(request, context: context)
+                if path != "/orders", request.uri.queryParameters.get("asOf") != nil { return try await edge.forward(request, context: context, to: "order") }
+                let fresh = marks.headers(for: principal.userId, request: request)
+                // Read once, here: the request may be passed on twice.
+                let request = try await edge.buffered(request)
+                let answer = try await edge.forward(request, context: context, to: "query", headers: fresh)
+                // The views did not reach the reader's own write in time (a
+                // rebuild holds them still): the store, which has it, answers.
+                if path == "/orders/:id", answer.status == .notFound, !fresh.isEmpty {
+                    return try await edge.forward(request, context: context, to: "order")
+                }
+                return answer
+            }
+        }
+
+        // Stock is the inventory service's, emails the notification
+        // service's, and what could not be processed, or is waiting as a
+        // job, the operations desk's (deadletter). Reading stock needs no token.
+        router.get("/inventory/:productId") { request, context in try await edge.forward(request, context: context, to: "inventory") }
+        edge.forwardSignedIn([
+            (.post, "/inventory/:productId/restock", "inventory"),
+            (.get, "/orders/:id/events", "order"), (.get, "/orders/:id/invoice", "order"),
+            (.get, "/admin/projections", "query"),
+            (.get, "/notifications", "notification"),
+            (.get, "/reports/analytics", "analytics"), (.get, "/reports/stream", "deadletter"),
+            (.get, "/admin/dead-letters", "deadletter"), (.post, "/admin/dead-letters/:id/replay", "deadletter"),
+            (.get, "/admin/jobs", "deadletter"), (.get, "/admin/jobs/:queue", "deadletter"),
+            (.get, "/admin/jobs/:queue/:jobId", "deadletter"), (.post, "/admin/jobs/:queue/:jobId/retry", "deadletter"),
+            (.get, "/admin/orders/:id/flow", "deadletter"),
+        ], on: router)
+
+        // A rebuild answers once it is done: the gateway waits for it longer
+        // than for anything else (the query service gives up at 300 s).
+        let rebuilds = edge.service("query", timeout: .seconds(310))
+        router.post("/admin/projections/rebuild") { request, context in
+            _ = try auth.admin(request, context: context)
+            return try await edge.forward(request, context: context, via: rebuilds)
+        }
+
+        // A read model's replay goes to the service that keeps it (analytics,
+        // query); the desk answers for every other group (409) and for
+        // names that are no group (404).
+        router.post("/reports/stream/:group/replay") { request, context in
+            _ = try auth.principal(request, context: context)
+            return try await edge.forward(request, context: context, to: keeper(ofGroup: context.parameters.get("group") ?? ""))
+        }
+
+        // The event catalogue (AsyncAPI), as the API reference: for anyone.
+        EventCatalog.addDocumentRoute(to: router, stage: ThisStage.number)
+
+        // What discovery knows, and whether each service has an instance that answers.
+        edge.addDiscoveryRoutes(to: router)
+        return router
+    }
+}
