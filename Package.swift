@@ -563,6 +563,13 @@ let package = Package(
             dependencies: ["Common", "ShopClient", "TestSupport", "AsyncStageSupport"],
             swiftSettings: swiftSettings
         ),
+        /// The metrics mechanism alone: handles kept once made, and a scrape
+        /// that does not wait for a hook stuck on a broker that is away.
+        .testTarget(
+            name: "ObservabilityTests",
+            dependencies: ["Observability"],
+            swiftSettings: swiftSettings
+        ),
         /// Every process's /metrics read by prometheus_client's parser and
         /// by a real Prometheus, at stages 1, 4 and 8, after known orders.
         .testTarget(

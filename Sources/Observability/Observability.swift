@@ -51,17 +51,64 @@ public enum Observability {
 
     /// A counter (`name` ends in `_total`).
     public static func counter(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Counter {
-        CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
+        handles.counters.find(name, labels) { CoreMetrics.Counter(label: name, dimensions: labels, factory: factory) }
     }
 
     /// A value that goes up and down (a backlog, a lag, instances up).
     public static func gauge(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Gauge {
-        CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+        handles.gauges.find(name, labels) { CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory) }
     }
 
     /// A duration, kept as a histogram in seconds (`name` ends in `_seconds`).
     public static func timer(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Timer {
-        CoreMetrics.Timer(label: name, dimensions: labels, preferredDisplayUnit: .seconds, factory: factory)
+        handles.timers.find(name, labels) {
+            CoreMetrics.Timer(label: name, dimensions: labels, preferredDisplayUnit: .seconds, factory: factory)
+        }
+    }
+
+    /// The handles made so far, by name and labels.
+    ///
+    /// A request, a delivery or a service call records under labels known
+    /// only when it happens (its route and status, its queue and outcome),
+    /// so the call sites ask for their handle each time. Making one through
+    /// swift-metrics checks the name and every label name, takes the
+    /// registry's lock and allocates the handle; a stage 4 order is some
+    /// 30 requests and 11 deliveries across the processes, each recording
+    /// two or three figures. Keeping each handle once made leaves one
+    /// dictionary lookup. The labels are bounded by design (never an id), so
+    /// the cache is too.
+    static let handles = Handles()
+
+    final class Handles: Sendable {
+        let counters = Cache<CoreMetrics.Counter>()
+        let gauges = Cache<CoreMetrics.Gauge>()
+        let timers = Cache<CoreMetrics.Timer>()
+    }
+
+    final class Cache<Handle: Sendable>: Sendable {
+        /// The name, then each label's name and value, in order: the same
+        /// figure asked for with its labels in another order is another
+        /// series to swift-metrics too, so nothing is lost by not sorting.
+        struct Key: Hashable { let parts: [String] }
+
+        private let made = Mutex<[Key: Handle]>([:])
+
+        func find(_ name: String, _ labels: [(String, String)], make: () -> Handle) -> Handle {
+            var parts = [name]
+            parts.reserveCapacity(1 + 2 * labels.count)
+            for (label, value) in labels { parts.append(label); parts.append(value) }
+            let key = Key(parts: parts)
+            if let handle = made.withLock({ $0[key] }) { return handle }
+            // Made outside the lock (swift-prometheus takes its own); two
+            // threads racing here get the same series from the registry,
+            // and the first handle stored is the one kept.
+            let handle = make()
+            return made.withLock { made in
+                if let first = made[key] { return first }
+                made[key] = handle
+                return handle
+            }
+        }
     }
 
     // MARK: Reading them
