@@ -297,12 +297,26 @@ public func verifyEverythingAppliedOnce(
     while true {
         var missing = 0
         var sent = 0
+        var unavailable = false
         for customer in customers {
-            let items = try await api.call("GET", "/notifications", token: customer.token).expect(200, as: API.ItemList<API.Notification>.self).items
+            let response = try await api.call("GET", "/notifications", token: customer.token)
+            // A notification service killed and started again a moment ago
+            // can be missing from the gateway's directory for up to its
+            // refresh: the gateway answers the contract's 503, which says
+            // to retry, and so does this check (within the same deadline).
+            if response.status == 503 { unavailable = true; break }
+            let items = try response.expect(200, as: API.ItemList<API.Notification>.self).items
             let keys = items.compactMap { item in item.orderId.map { "\(item.kind.rawValue):\($0)" } }
             seen[customer.user.id] = keys
             sent += keys.count
             missing += expected[customer.user.id, default: []].subtracting(keys).count
+        }
+        if unavailable {
+            if clock.now - start > deadline {
+                throw LaunchError("the notification service still answers 503 \(seconds(clock.now - start)) after the decisions")
+            }
+            try await Task.sleep(for: .milliseconds(250))
+            continue
         }
         if missing == 0 {
             print("every notification was sent \(seconds(clock.now - start)) after the last order was seen decided (\(sent) about orders)")
