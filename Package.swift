@@ -58,6 +58,10 @@ let package = Package(
         // keeps the figures and writes them for Prometheus.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // One trace id across every hop: the tracing API (Hummingbird depends
+        // on it already, so it adds nothing to a build), with our own W3C
+        // propagation and spans in Observability.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // MARK: Shared modules
@@ -87,6 +91,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -99,6 +105,7 @@ let package = Package(
             dependencies: [
                 "Common", "Auth", "Observability",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +120,11 @@ let package = Package(
         /// SQLite through GRDB, opened and queried the same way by every service.
         .target(
             name: "Storage",
-            dependencies: ["Common", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Common", .product(name: "GRDB", package: "GRDB.swift"),
+                // Only to carry the caller's trace into the writer's thread.
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -188,6 +199,7 @@ let package = Package(
             name: "ShopClient",
             dependencies: [
                 "Common", "Observability",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -257,7 +269,7 @@ let package = Package(
         .target(
             name: "Events",
             dependencies: [
-                "Messaging", "Common", "ShopServer", "Storage",
+                "Messaging", "Common", "ShopServer", "Storage", "Observability",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -567,7 +579,11 @@ let package = Package(
         /// that does not wait for a hook stuck on a broker that is away.
         .testTarget(
             name: "ObservabilityTests",
-            dependencies: ["Observability"],
+            dependencies: [
+                "Observability",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// Every process's /metrics read by prometheus_client's parser and

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Observability
 import Storage
 
 /// An append-only store of events in SQLite: the write side of stage 8.
@@ -57,6 +58,11 @@ public final class EventStore: Sendable {
                 name TEXT PRIMARY KEY,
                 position INTEGER NOT NULL
             ) WITHOUT ROWID;
+            """),
+        // The trace the event was written in (W3C `traceparent`), which the
+        // relay sends on with it, so that its consumers join the same trace.
+        Migration("event store v2: traceparent", sql: """
+            ALTER TABLE events ADD COLUMN traceparent TEXT
             """),
     ]
 
@@ -123,10 +129,11 @@ public final class EventStore: Sendable {
             // defence: a writer that skipped the check above still cannot
             // write a version twice.
             try db.run(cached: """
-                INSERT INTO events (stream, version, type, schemaVersion, data, correlationId, causationId, requestId, time)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events (stream, version, type, schemaVersion, data, correlationId, causationId, requestId, traceparent, time)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [stream, version, event.type, event.schemaVersion, String(decoding: event.data, as: UTF8.self),
-                      event.metadata.correlationId, event.metadata.causationId, event.metadata.requestId, time])
+                      event.metadata.correlationId, event.metadata.causationId, event.metadata.requestId,
+                      event.metadata.traceparent, time])
             last = db.lastInsertedRowID
             if first == nil { first = last }
         }
@@ -193,7 +200,9 @@ public final class EventStore: Sendable {
         return RecordedEvent(
             position: row["position"], stream: row["stream"], version: row["version"], type: type,
             schemaVersion: schemaVersion, data: data,
-            metadata: EventMetadata(correlationId: row["correlationId"], causationId: row["causationId"], requestId: row["requestId"]),
+            metadata: EventMetadata(
+                correlationId: row["correlationId"], causationId: row["causationId"], requestId: row["requestId"],
+                traceparent: row["traceparent"]),
             time: Date(databaseMilliseconds: row["time"]))
     }
 
@@ -302,11 +311,32 @@ public struct EventMetadata: Sendable, Hashable, Codable {
     public var correlationId: String?
     public var causationId: String?
     public var requestId: String?
+    /// The trace it was written in: by default the trace of the code that
+    /// makes the metadata. Stored, never shown in the API (it is not part of
+    /// what happened, only of how it was processed).
+    public var traceparent: String?
 
-    public init(correlationId: String? = nil, causationId: String? = nil, requestId: String? = nil) {
+    public init(
+        correlationId: String? = nil, causationId: String? = nil, requestId: String? = nil,
+        traceparent: String? = Observability.currentTraceparent
+    ) {
         self.correlationId = correlationId
         self.causationId = causationId
         self.requestId = requestId
+        self.traceparent = traceparent
+    }
+
+    private enum CodingKeys: String, CodingKey { case correlationId, causationId, requestId }
+
+    /// Two events with the same causes are the same whatever trace wrote them.
+    public static func == (a: Self, b: Self) -> Bool {
+        a.correlationId == b.correlationId && a.causationId == b.causationId && a.requestId == b.requestId
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(correlationId)
+        hasher.combine(causationId)
+        hasher.combine(requestId)
     }
 }
 

@@ -66,6 +66,18 @@ public struct CloudEvent: Sendable, Equatable, Codable {
         self.extensions = extensions
     }
 
+    /// Extension (CloudEvents distributed tracing): the W3C Trace Context
+    /// of the work that wrote the event, which its consumers continue.
+    public var traceparent: String? {
+        get { if case .string(let text)? = extensions["traceparent"] { text } else { nil } }
+        set { extensions["traceparent"] = newValue.map { .string($0) } }
+    }
+
+    public var tracestate: String? {
+        get { if case .string(let text)? = extensions["tracestate"] { text } else { nil } }
+        set { extensions["tracestate"] = newValue.map { .string($0) } }
+    }
+
     /// The attributes this type has a property for; every other member of
     /// the JSON object but `data` is an extension.
     static let knownAttributes: Set<String> = [

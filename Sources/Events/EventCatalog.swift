@@ -1,5 +1,6 @@
 import Common
 import Foundation
+import Observability
 import Messaging
 
 /// Every event the shop knows: names and versions mapped to JSON Schemas,
@@ -289,7 +290,7 @@ public struct EventCatalog: Sendable {
         guard errors.isEmpty else {
             throw EventCatalogError(.invalidData, "\(E.self) breaks its own schema (\(dataschema(key.name, version: key.version))): \(errors.joined(separator: "; "))")
         }
-        return CloudEvent(
+        var envelope = CloudEvent(
             id: id, source: source, type: type(of: key.name),
             // The wire has milliseconds: keep exactly that, so the envelope a
             // producer stores equals the one its consumers read.
@@ -297,6 +298,13 @@ public struct EventCatalog: Sendable {
             subject: event.subject, dataschema: dataschema(key.name, version: key.version),
             correlationid: correlationId, causationid: causationId, requestid: requestId,
             data: data)
+        // The trace of the request or message that caused it, so that its
+        // consumers' work joins the same trace.
+        if let trace = Observability.currentTrace {
+            envelope.traceparent = trace.traceparent
+            envelope.tracestate = trace.traceState
+        }
+        return envelope
     }
 
     /// The event as an outbox message: its id is the event's id (what

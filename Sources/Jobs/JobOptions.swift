@@ -53,6 +53,10 @@ public struct JobOptions: Sendable, Equatable {
     /// nil: keep all.
     public var removeOnComplete: KeepJobs?
     public var removeOnFail: KeepJobs?
+    /// The trace the job continues, as BullMQ's telemetry keeps it: JSON
+    /// text of the W3C headers (`{"traceparent":"00-…"}`) in `opts.tm`.
+    /// BullMQ clients without telemetry keep it and ignore it.
+    public var telemetryMetadata: String?
 
     public init(
         jobId: String? = nil, delay: Duration? = nil, priority: Int = 0, attempts: Int = 1,
@@ -78,6 +82,7 @@ public struct JobOptions: Sendable, Equatable {
 extension JobOptions: Codable {
     private enum Keys: String, CodingKey {
         case jobId, delay, priority, attempts, backoff, removeOnComplete, removeOnFail
+        case telemetryMetadata = "tm"
     }
 
     private enum BackoffKeys: String, CodingKey { case type, delay }
@@ -88,6 +93,7 @@ extension JobOptions: Codable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Keys.self)
         try container.encodeIfPresent(jobId, forKey: .jobId)
+        try container.encodeIfPresent(telemetryMetadata, forKey: .telemetryMetadata)
         try container.encode(delayMilliseconds, forKey: .delay)
         if priority != 0 { try container.encode(priority, forKey: .priority) }
         try container.encode(attempts, forKey: .attempts)
@@ -144,6 +150,19 @@ extension JobOptions: Codable {
         }
         removeOnComplete = try Self.decodeKeep(.removeOnComplete, in: container)
         removeOnFail = try Self.decodeKeep(.removeOnFail, in: container)
+        telemetryMetadata = try? container.decodeIfPresent(String.self, forKey: .telemetryMetadata)
+    }
+
+    /// The trace in `telemetryMetadata`, as a `traceparent`.
+    public var traceparent: String? {
+        get {
+            guard let text = telemetryMetadata,
+                  let carrier = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else { return nil }
+            return carrier["traceparent"]
+        }
+        set {
+            telemetryMetadata = newValue.map { String(decoding: (try? Self.encoder.encode(["traceparent": $0])) ?? Data(), as: UTF8.self) }
+        }
     }
 
     private static func decodeKeep(_ key: Keys, in container: KeyedDecodingContainer<Keys>) throws -> KeepJobs? {

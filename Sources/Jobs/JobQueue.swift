@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import Redis
 
 /// One queue, BullMQ's layout in Redis: add jobs, read them, steer the
@@ -44,7 +45,12 @@ public final class JobQueue: Sendable {
     }
 
     private func addArguments(_ job: NewJob) -> [any RedisArgument] {
-        let options = job.options
+        var options = job.options
+        // A job added inside a trace (a request, a message being handled)
+        // continues it when it runs.
+        if options.telemetryMetadata == nil, let traceparent = Observability.currentTraceparent {
+            options.traceparent = traceparent
+        }
         return [keys.base, options.jobId ?? "", job.name, Date().milliseconds, job.data,
                 options.bullMQJSON, options.delayMilliseconds, max(options.priority, 0)]
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Observability
 import Redis
 import ServiceLifecycle
 import Synchronization
@@ -290,6 +291,13 @@ public final class JobWorker: Service, Sendable {
     /// Runs one job and records its outcome; answers the next job if the
     /// finish script took one for this lane.
     private func runOne(_ job: Job, token: String, client: RedisClient) async -> (Job, String)? {
+        // A span of the trace the job was added in (BullMQ's `opts.tm`).
+        await Observability.withSpan("job \(job.name) on \(keys.queue)", ofKind: .consumer, continuing: job.options.traceparent) {
+            await runOneInSpan(job, token: token, client: client)
+        }
+    }
+
+    private func runOneInSpan(_ job: Job, token: String, client: RedisClient) async -> (Job, String)? {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         logger[metadataKey: "job.name"] = "\(job.name)"

@@ -28,6 +28,9 @@ extension OutgoingMessage {
         var message = OutgoingMessage(type: JobMessage.type, body: [], correlationId: correlationId)
         var options = options
         if options.jobId == nil { options.jobId = message.id }
+        // The relay adds the job later, outside any trace: the trace goes
+        // into the job's options now.
+        if options.telemetryMetadata == nil, let traceparent = message.traceparent { options.traceparent = traceparent }
         let dueAt = options.delay.map { Date().milliseconds + milliseconds($0) }
         options.delay = nil
         let data = String(decoding: try JobOptions.encoder.encode(payload), as: UTF8.self)

@@ -1,6 +1,7 @@
 import AMQP
 import Common
 import Foundation
+import Observability
 
 /// Headers the project sets on messages, beside AMQP's own properties
 /// (`message-id`, `type`, `timestamp`).
@@ -17,6 +18,9 @@ public enum MessageHeader {
     public static let deadLetterId = "x-dead-letter-id"
     /// Ties the messages of one order's flow together in logs.
     public static let correlationId = "x-correlation-id"
+    /// W3C Trace Context, as on HTTP: the trace the message belongs to, and
+    /// the span that wrote it (its consumer's parent).
+    public static let traceparent = TraceHeader.traceparent
 }
 
 /// A message to send: its type is also its routing key (`order.created`),
@@ -26,12 +30,20 @@ public struct OutgoingMessage: Sendable, Equatable {
     public var type: String
     public var body: [UInt8]
     public var correlationId: String?
+    /// The trace the message continues. By default the trace of the code
+    /// that makes the message (a request, a message being handled), which
+    /// is what a consumer continues.
+    public var traceparent: String?
 
-    public init(id: String = ID.make("msg"), type: String, body: [UInt8], correlationId: String? = nil) {
+    public init(
+        id: String = ID.make("msg"), type: String, body: [UInt8], correlationId: String? = nil,
+        traceparent: String? = Observability.currentTraceparent
+    ) {
         self.id = id
         self.type = type
         self.body = body
         self.correlationId = correlationId
+        self.traceparent = traceparent
     }
 
     public init(type: String, json payload: some Encodable, correlationId: String? = nil) throws {
@@ -49,6 +61,7 @@ public struct OutgoingMessage: Sendable, Equatable {
     public func amqp(exchange: String, contentType: String = "application/json") -> OutboundMessage {
         var headers: AMQPTable = [:]
         if let correlationId { headers[MessageHeader.correlationId] = .string(correlationId) }
+        if let traceparent { headers[MessageHeader.traceparent] = .string(traceparent) }
         return OutboundMessage(
             exchange: exchange, routingKey: type, body: body,
             properties: BasicProperties(
@@ -86,6 +99,8 @@ public struct IncomingMessage: Sendable {
     /// Handlers must not care (they are idempotent), logs should say it.
     public let redelivered: Bool
     public let correlationId: String?
+    /// The trace it continues (`traceparent`), if its sender was in one.
+    public let traceparent: String?
     /// The AMQP delivery it came in; nil for a message that came another way
     /// (stage 7's consumers read events from Kafka and hand them to the
     /// same handlers).
@@ -93,13 +108,17 @@ public struct IncomingMessage: Sendable {
 
     /// A message that did not come from RabbitMQ: what the handlers and the
     /// inbox need of it, nothing more.
-    public init(id: String, type: String, body: [UInt8], attempt: Int = 1, redelivered: Bool = false, correlationId: String? = nil) {
+    public init(
+        id: String, type: String, body: [UInt8], attempt: Int = 1, redelivered: Bool = false, correlationId: String? = nil,
+        traceparent: String? = nil
+    ) {
         self.id = id
         self.type = type
         self.body = body
         self.attempt = attempt
         self.redelivered = redelivered
         self.correlationId = correlationId
+        self.traceparent = traceparent
         self.delivery = nil
     }
 
@@ -117,6 +136,7 @@ public struct IncomingMessage: Sendable {
         self.attempt = max(1, Int(delivery.headers[MessageHeader.attempt]?.intValue ?? 1))
         self.redelivered = delivery.redelivered
         self.correlationId = delivery.headers[MessageHeader.correlationId]?.stringValue ?? delivery.properties.correlationID
+        self.traceparent = delivery.headers[MessageHeader.traceparent]?.stringValue
         self.delivery = delivery
     }
 

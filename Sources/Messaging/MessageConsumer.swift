@@ -61,6 +61,18 @@ public struct MessageConsumer: Service {
     }
 
     func handle(_ delivery: Delivery) async -> ConsumerService.Outcome {
+        // The handling is a span of the trace the message carries: its log
+        // lines show the order's trace id, and what it sends carries it on.
+        let type = delivery.properties.type ?? delivery.routingKey
+        return await Observability.withSpan(
+            "\(type) from \(queue)", ofKind: .consumer,
+            continuing: delivery.headers[MessageHeader.traceparent]?.stringValue
+        ) {
+            await handleInSpan(delivery)
+        }
+    }
+
+    private func handleInSpan(_ delivery: Delivery) async -> ConsumerService.Outcome {
         let started = ContinuousClock.now
         let (outcome, settled) = await settle(delivery)
         // Counted once the delivery is settled: `requeue` means it comes

@@ -44,6 +44,11 @@ public enum MessagingSchema {
         Migration("messaging v2: processed ids by time", sql: """
             CREATE INDEX processed_messages_by_time ON processed_messages(processedAt)
             """),
+        // The trace a message continues (W3C `traceparent`), kept with it
+        // until it is sent, as the AMQP header of the same name.
+        Migration("messaging v3: outbox traceparent", sql: """
+            ALTER TABLE outbox ADD COLUMN traceparent TEXT
+            """),
     ]
 }
 
@@ -52,8 +57,8 @@ public enum Outbox {
     public static func add(_ messages: [OutgoingMessage], in db: Database) throws {
         for message in messages {
             try db.run(cached: """
-                INSERT INTO outbox (messageId, type, body, correlationId, createdAt) VALUES (?, ?, ?, ?, ?)
-                """, [message.id, message.type, Data(message.body), message.correlationId, Date().databaseMilliseconds])
+                INSERT INTO outbox (messageId, type, body, correlationId, traceparent, createdAt) VALUES (?, ?, ?, ?, ?, ?)
+                """, [message.id, message.type, Data(message.body), message.correlationId, message.traceparent, Date().databaseMilliseconds])
         }
     }
 
@@ -99,7 +104,7 @@ public enum Inbox {
         id: String, type: String, db: any DatabaseWriter, relay: OutboxRelay?,
         _ effect: @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
-        let sent: [OutgoingMessage]? = try await db.write { db in
+        let sent: [OutgoingMessage]? = try await db.tracedWrite { db in
             guard try claim(id: id, type: type, in: db) else { return nil }
             let outgoing = try effect(db)
             try Outbox.add(outgoing, in: db)
@@ -227,15 +232,15 @@ public final class OutboxRelay: Service, Sendable {
             // Rows are read into Sendable values inside the closure, so that
             // GRDB's async read runs on its own queue, not on this task's thread.
             let batch: [(seq: Int64, message: OutgoingMessage)] = try await db.read { db in
-                try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, messageId, type, body, correlationId FROM outbox ORDER BY seq LIMIT 256"))
+                try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, messageId, type, body, correlationId, traceparent FROM outbox ORDER BY seq LIMIT 256"))
                     .map { row in
-                        (row["seq"], OutgoingMessage(id: row["messageId"], type: row["type"], body: Array(row["body"] as Data), correlationId: row["correlationId"]))
+                        (row["seq"], OutgoingMessage(id: row["messageId"], type: row["type"], body: Array(row["body"] as Data), correlationId: row["correlationId"], traceparent: row["traceparent"]))
                     }
             }
             guard let last = batch.last?.seq else { return }
             try await destination.deliver(batch.map(\.message))
             MessagingMetrics.published(batch.map(\.message))
-            let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
+            let _: Int = try await db.tracedWrite { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }
 }

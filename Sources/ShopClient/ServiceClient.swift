@@ -1,6 +1,7 @@
 import Common
 import Foundation
 import Observability
+import Tracing
 
 /// One service calling another over HTTP, the contract's way: a deadline
 /// on every call, the other service's error body passed on as it is (a 409
@@ -61,17 +62,22 @@ public struct ServiceClient: Sendable {
         _ method: String, _ path: String, body: [UInt8]?, token: String?, requestId: String?,
         headers extra: [(String, String)] = []
     ) async throws -> HTTPResponse {
-        var headers = extra
-        if let token { headers.append(("Authorization", "Bearer \(token)")) }
-        if let requestId { headers.append(("X-Request-Id", requestId)) }
-        let started = ContinuousClock.now
-        do {
-            let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
-            Self.record(target, outcome: response.status >= 500 ? "server_error" : "answered", since: started)
-            return response
-        } catch {
-            Self.record(target, outcome: "unreachable", since: started)
-            throw error
+        // A span of its own, so that the service called names this call as
+        // its parent; its `traceparent` goes with the request.
+        try await withSpan("\(method) \(target)", ofKind: .client) { span in
+            var headers = extra
+            if let token { headers.append(("Authorization", "Bearer \(token)")) }
+            if let requestId { headers.append(("X-Request-Id", requestId)) }
+            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: HeaderPairsCarrier())
+            let started = ContinuousClock.now
+            do {
+                let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+                Self.record(target, outcome: response.status >= 500 ? "server_error" : "answered", since: started)
+                return response
+            } catch {
+                Self.record(target, outcome: "unreachable", since: started)
+                throw error
+            }
         }
     }
 

@@ -4,6 +4,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Observability
+import Tracing
 
 extension HTTPField.Name {
     public static let requestId = HTTPField.Name("X-Request-Id")!
@@ -15,7 +17,9 @@ extension HTTPField.Name {
 /// route, body too large) and anything unexpected are mapped here too, so no
 /// request ever gets an answer outside the contract.
 ///
-/// It also gives each request its id and writes one access-log line.
+/// It also gives each request its id, starts the request's span (continuing
+/// the caller's trace when it sent a W3C `traceparent`), and writes one
+/// access-log line.
 public struct ContractMiddleware: RouterMiddleware {
     public typealias Context = ShopRequestContext
 
@@ -26,6 +30,21 @@ public struct ContractMiddleware: RouterMiddleware {
     public init(routes: RouteTable? = nil) { self.routes = routes }
 
     public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        // Everything below runs inside the span: its log lines carry the
+        // trace id, and the calls and messages it causes carry the trace on.
+        var trace = ServiceContext.current ?? .topLevel
+        InstrumentationSystem.instrument.extract(request.headers, into: &trace, using: HTTPFieldsExtractor())
+        return try await withSpan("\(request.method.rawValue) \(request.uri.path)", context: trace, ofKind: .server) { span in
+            let response = try await serve(request, context: context, next: next)
+            // Named by the route's template, as the metrics are, once routing has found it.
+            if let route = context.endpointPath { span.operationName = "\(request.method.rawValue) \(route)" }
+            return response
+        }
+    }
+
+    func serve(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
@@ -83,6 +102,13 @@ public struct ContractMiddleware: RouterMiddleware {
             shopError = ShopError(.internalError, "something went wrong on our side; quote the X-Request-Id header when reporting it")
         }
         return Reply.error(shopError)
+    }
+
+    /// Reads `traceparent` and `tracestate` from a request.
+    struct HTTPFieldsExtractor: Extractor {
+        func extract(key: String, from carrier: HTTPFields) -> String? {
+            HTTPField.Name(key).flatMap { carrier[$0] }
+        }
     }
 
     /// Caller-supplied ids are logged, so keep them short and printable.

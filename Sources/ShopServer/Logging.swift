@@ -1,6 +1,7 @@
 import Common
 import Foundation
 import Logging
+import Observability
 
 /// Structured logs, one line per event, in logfmt (`key=value`), which
 /// people read and tools (grep, lnav, Loki) parse:
@@ -9,24 +10,33 @@ import Logging
 ///
 /// `LOG_FORMAT=json` writes one JSON object per line instead;
 /// `LOG_LEVEL` (trace … critical, default info) filters.
+///
+/// A line written inside a trace carries its `trace_id` (and the hop's
+/// `span_id`), wherever it is written from: `grep trace_id=…` over every
+/// process's log follows one order through the whole system.
 public struct ShopLogHandler: LogHandler {
     public enum Format: Sendable { case logfmt, json }
 
     public var metadata: Logger.Metadata = [:]
+    /// What every line adds from its task: the trace it is in.
+    public var metadataProvider: Logger.MetadataProvider?
     public var logLevel: Logger.Level
     let service: String
     let format: Format
 
-    public init(service: String, level: Logger.Level, format: Format) {
+    public init(service: String, level: Logger.Level, format: Format, metadataProvider: Logger.MetadataProvider? = nil) {
         self.service = service
         self.logLevel = level
         self.format = format
+        self.metadataProvider = metadataProvider
     }
 
     /// Installs the handler for the whole process. Call once, first thing in `main`.
     public static func bootstrap(service: String, settings: Settings) {
         let (level, format) = (settings.logLevel, settings.logFormat)
-        LoggingSystem.bootstrap { _ in ShopLogHandler(service: service, level: level, format: format) }
+        LoggingSystem.bootstrap({ _, provider in
+            ShopLogHandler(service: service, level: level, format: format, metadataProvider: provider)
+        }, metadataProvider: .traceIds)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -40,6 +50,7 @@ public struct ShopLogHandler: LogHandler {
             ("service", service), ("msg", event.message.description),
         ]
         var merged = metadata
+        if let provider = metadataProvider { merged.merge(provider.get()) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // Hummingbird adds its own request id; ours is the one that travels.
         merged.removeValue(forKey: "hb.request.id")

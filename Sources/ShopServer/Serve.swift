@@ -22,6 +22,7 @@ public enum ShopServerRunner {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         Observability.installProcessWide()
+        Observability.installTracer()
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: nil),

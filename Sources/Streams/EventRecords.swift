@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import Observability
 import Kafka
 import Logging
 import Messaging
@@ -25,10 +26,20 @@ public enum EventRecords {
     public static let contentTypeHeader = "content-type"
 
     /// The record for an outbox message that holds an envelope.
+    /// The trace also goes as a `traceparent` header (beside the envelope's
+    /// attribute of the same name), where Kafka tools look for it.
     public static func record(_ message: OutgoingMessage, topic: String) -> KafkaProducerMessage {
-        KafkaProducerMessage(
-            topic: topic, key: subject(of: message.body).map { Array($0.utf8) }, value: message.body,
-            headers: [KafkaHeader(name: contentTypeHeader, value: CloudEvent.contentType)])
+        var headers = [KafkaHeader(name: contentTypeHeader, value: CloudEvent.contentType)]
+        if let traceparent = message.traceparent {
+            headers.append(KafkaHeader(name: TraceHeader.traceparent, value: Array(traceparent.utf8)))
+        }
+        return KafkaProducerMessage(
+            topic: topic, key: subject(of: message.body).map { Array($0.utf8) }, value: message.body, headers: headers)
+    }
+
+    /// The trace a record continues: its `traceparent` header.
+    public static func traceparent(of record: KafkaConsumerMessage) -> String? {
+        record.headers.first { $0.name == TraceHeader.traceparent }?.value.map { String(decoding: $0, as: UTF8.self) }
     }
 
     private struct Subject: Decodable { var subject: String? }

@@ -145,6 +145,13 @@ public final class StreamConsumer: Service, Sendable {
     /// record: moving past it without one of those would lose it; only a
     /// stop (cancellation) ends the attempts, with false.
     func process(_ record: KafkaConsumerMessage) async -> Bool {
+        // A span of the trace the record carries, for every attempt at it.
+        await Observability.withSpan("\(record.topic) in \(name)", ofKind: .consumer, continuing: EventRecords.traceparent(of: record)) {
+            await processInSpan(record)
+        }
+    }
+
+    private func processInSpan(_ record: KafkaConsumerMessage) async -> Bool {
         var attempt = 0
         while true {
             attempt += 1

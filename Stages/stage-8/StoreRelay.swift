@@ -6,6 +6,7 @@ import Jobs
 import Kafka
 import Logging
 import Messaging
+import Observability
 import Streams
 
 /// The order service's event store is its outbox (`scripts/diff-stages 7 8`:
@@ -71,19 +72,26 @@ enum StoreRelay {
             correlationid: event.metadata.correlationId, causationid: event.metadata.causationId,
             requestid: event.metadata.causationId == nil ? event.metadata.requestId : nil,
             data: try JSONValue(parsing: event.data),
-            extensions: ["sequence": .number(Double(event.version)), "position": .number(Double(event.position))])
+            extensions: ["sequence": .number(Double(event.version)), "position": .number(Double(event.position))]
+                // The trace the event was appended in, which its consumers continue.
+                .merging(event.metadata.traceparent.map { ["traceparent": .string($0)] } ?? [:]) { $1 })
     }
 
     static func message(_ event: RecordedEvent) throws -> OutgoingMessage {
         let envelope = try envelope(event)
-        return OutgoingMessage(id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid)
+        return OutgoingMessage(
+            id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid,
+            traceparent: envelope.traceparent)
     }
 
     static func implied(by event: RecordedEvent, policy: JobPolicy) throws -> [OutgoingMessage] {
-        switch event.type {
-        case OrderCreated.name: [try .deadline(orderId: event.stream, policy: policy)]
-        case OrderConfirmed.name: [try .invoice(orderId: event.stream)]
-        default: []
+        // The jobs an event implies belong to the trace it was appended in.
+        try Observability.inTrace(event.metadata.traceparent) {
+            switch event.type {
+            case OrderCreated.name: [try .deadline(orderId: event.stream, policy: policy)]
+            case OrderConfirmed.name: [try .invoice(orderId: event.stream)]
+            default: []
+            }
         }
     }
 }

@@ -573,3 +573,9 @@ CREATE TABLE sales_positions (
 
 -- migration: sales v2: each order's version
 ALTER TABLE sales_orders ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+
+-- migration: messaging v3: outbox traceparent
+ALTER TABLE outbox ADD COLUMN traceparent TEXT
+
+-- migration: event store v2: traceparent
+ALTER TABLE events ADD COLUMN traceparent TEXT

@@ -1,0 +1,126 @@
+import AsyncStageSupport
+import Common
+import Foundation
+import ShopClient
+import TestSupport
+import Testing
+
+/// One trace id across every hop of stage 4: the caller's W3C `traceparent`
+/// is continued at the gateway, carried on the HTTP call to the order
+/// service, stored with the outbox's messages, sent as their AMQP header,
+/// and continued by every consumer; every log line written inside it has
+/// its `trace_id`. Read from the real processes' logs.
+@Suite("Stage 4: traces", .serialized)
+struct TracingTests {
+    @Test("one order's trace id is on the log lines of every service that handled it, and nowhere else")
+    func oneTraceAcrossEveryHop() async throws {
+        // Debug: every finished span is a line, so a consumer that logs
+        // nothing at info still shows the hop.
+        let deployment = try await Deployment.start(stage: 4, ["LOG_LEVEL": "debug"])
+        defer { deployment.stage.requestStop() }
+        let api = deployment.api
+        let product = try await api.createProduct(
+            .init(sku: "T-\(ID.make("x").dropFirst(2))", name: "Traced", priceCents: 1_200, initialStock: 5), adminToken: deployment.admin.token)
+        let customer = try await api.newCustomer("trace")
+
+        let traceId = Self.hex(16), callerSpan = Self.hex(8)
+        let request = API.PlaceOrderRequest(
+            items: [API.OrderItemRequest(productId: product.id, quantity: 1)],
+            paymentMethod: API.PaymentMethod(card: SimulatedCardProcessor.approvedCard))
+        let placed: API.Order = try await api.call(
+            "POST", "/orders", token: customer.token, json: request,
+            headers: [("traceparent", "00-\(traceId)-\(callerSpan)-01")]).expect(201)
+        // A second order without a trace: it must get a trace of its own.
+        let other: API.Order = try await api.placeOrder([(product.id, 1)], token: customer.token).expect(201)
+        #expect(try await api.decidedOrder(placed.id, token: customer.token).status == .confirmed)
+        #expect(try await api.decidedOrder(other.id, token: customer.token).status == .confirmed)
+
+        // The order service asks the product service for prices; the last
+        // hop is the confirmation e-mail, whose span's line is written once
+        // the notification service has handled it.
+        let expected: Set<String> = [
+            "gateway", "order-service", "product-service", "inventory-service", "payment-service", "notification-service",
+        ]
+        let lines = try await Poll.until("every service has logged the order's trace", within: .seconds(15)) { () -> [LogLine]? in
+            let lines = Self.lines(of: deployment.stage.logFile, trace: traceId)
+            return expected.isSubset(of: Set(lines.compactMap { $0["service"] })) ? lines : nil
+        }
+        let services = Set(lines.compactMap { $0["service"] })
+        #expect(services.isSubset(of: expected.union(["stage-4"])), "only the services on the order's path: \(services)")
+
+        // The gateway continued the caller's trace: its request span names
+        // the caller's span as its parent, and its access line has the id.
+        let gatewaySpan = lines.first { $0["service"] == "gateway" && $0["msg"] == "span" && $0["kind"] == "server" }
+        #expect(gatewaySpan?["parent_span_id"] == callerSpan, "\(lines.filter { $0["service"] == "gateway" })")
+        #expect(lines.contains { $0["service"] == "gateway" && $0["msg"] == "request" && $0["path"] == "/orders" })
+        #expect(lines.contains { $0["service"] == "order-service" && $0["msg"] == "request" && $0["path"] == "/orders" })
+        // Every hop is a span of its own with a parent in the same trace
+        // (the caller's span or another of this trace's spans).
+        let spans = lines.filter { $0["msg"] == "span" }
+        let spanIds = Set(spans.compactMap { $0["span_id"] }).union([callerSpan])
+        #expect(spans.count >= 10, "\(spans.count) spans")
+        for span in spans {
+            #expect(span["parent_span_id"].map(spanIds.contains) == true, "a span whose parent is not in the trace: \(span)")
+        }
+        // Each consumer continued the trace from the message's header.
+        for service in ["inventory-service", "payment-service", "notification-service", "order-service"] {
+            #expect(spans.contains { $0["service"] == service && $0["kind"] == "consumer" }, "no consumer span at \(service)")
+        }
+
+        // The untraced order was given a trace of its own, unlike ours.
+        let text = try String(contentsOf: deployment.stage.logFile, encoding: .utf8)
+        let all: [LogLine] = text.split(separator: "\n").map { LogLine($0) }
+        let placements: [LogLine] = all.filter { line in
+            line["service"] == "gateway" && line["msg"] == "request" && line["path"] == "/orders"
+        }
+        let orderTraces = Set(placements.compactMap { line in line["trace_id"] })
+        #expect(orderTraces.count == 2 && orderTraces.contains(traceId), "two orders, two traces: \(orderTraces)")
+        #expect(orderTraces.allSatisfy { id in id.count == 32 && id.allSatisfy { $0.isHexDigit } })
+
+        // A `traceparent` that breaks the specification (upper-case hex) is
+        // ignored: the request starts a trace of its own and is served.
+        let bad = "00-\(traceId.uppercased())-\(callerSpan)-01"
+        let answer = try await api.call("GET", "/products", token: nil, headers: [("traceparent", bad)])
+        #expect(answer.status == 200)
+        try await deployment.finish()
+    }
+
+    static func hex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 1...255)) }.joined()
+    }
+
+    static func lines(of file: URL, trace: String) -> [LogLine] {
+        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { $0.contains("trace_id=\(trace)") }.map(LogLine.init)
+    }
+}
+
+/// A logfmt line's fields (`key=value`, a value with spaces in quotes).
+struct LogLine {
+    var fields: [String: String] = [:]
+
+    init(_ line: Substring) {
+        var rest = line[...]
+        while let equals = rest.firstIndex(of: "=") {
+            let key = rest[..<equals].trimmingCharacters(in: .whitespaces)
+            rest = rest[rest.index(after: equals)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                var escaped = false
+                while let character = rest.first {
+                    rest = rest.dropFirst()
+                    if escaped { value.append(character); escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { break } else { value.append(character) }
+                }
+            } else {
+                let end = rest.firstIndex(of: " ") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = rest[end...]
+            }
+            fields[key] = value
+            rest = rest.drop { $0 == " " }
+        }
+    }
+
+    subscript(key: String) -> String? { fields[key] }
+}
