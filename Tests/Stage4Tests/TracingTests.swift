@@ -23,7 +23,7 @@ struct TracingTests {
             .init(sku: "T-\(ID.make("x").dropFirst(2))", name: "Traced", priceCents: 1_200, initialStock: 5), adminToken: deployment.admin.token)
         let customer = try await api.newCustomer("trace")
 
-        let traceId = Self.hex(16), callerSpan = Self.hex(8)
+        let traceId = LogLine.hex(16), callerSpan = LogLine.hex(8)
         let request = API.PlaceOrderRequest(
             items: [API.OrderItemRequest(productId: product.id, quantity: 1)],
             paymentMethod: API.PaymentMethod(card: SimulatedCardProcessor.approvedCard))
@@ -42,7 +42,7 @@ struct TracingTests {
             "gateway", "order-service", "product-service", "inventory-service", "payment-service", "notification-service",
         ]
         let lines = try await Poll.until("every service has logged the order's trace", within: .seconds(15)) { () -> [LogLine]? in
-            let lines = Self.lines(of: deployment.stage.logFile, trace: traceId)
+            let lines = LogLine.lines(of: deployment.stage.logFile, trace: traceId)
             return expected.isSubset(of: Set(lines.compactMap { $0["service"] })) ? lines : nil
         }
         let services = Set(lines.compactMap { $0["service"] })
@@ -85,42 +85,4 @@ struct TracingTests {
         try await deployment.finish()
     }
 
-    static func hex(_ bytes: Int) -> String {
-        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 1...255)) }.joined()
-    }
-
-    static func lines(of file: URL, trace: String) -> [LogLine] {
-        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").filter { $0.contains("trace_id=\(trace)") }.map(LogLine.init)
-    }
-}
-
-/// A logfmt line's fields (`key=value`, a value with spaces in quotes).
-struct LogLine {
-    var fields: [String: String] = [:]
-
-    init(_ line: Substring) {
-        var rest = line[...]
-        while let equals = rest.firstIndex(of: "=") {
-            let key = rest[..<equals].trimmingCharacters(in: .whitespaces)
-            rest = rest[rest.index(after: equals)...]
-            var value = ""
-            if rest.first == "\"" {
-                rest = rest.dropFirst()
-                var escaped = false
-                while let character = rest.first {
-                    rest = rest.dropFirst()
-                    if escaped { value.append(character); escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { break } else { value.append(character) }
-                }
-            } else {
-                let end = rest.firstIndex(of: " ") ?? rest.endIndex
-                value = String(rest[..<end])
-                rest = rest[end...]
-            }
-            fields[key] = value
-            rest = rest.drop { $0 == " " }
-        }
-    }
-
-    subscript(key: String) -> String? { fields[key] }
 }
