@@ -36,53 +36,98 @@ public struct TraceContext: Sendable, Hashable {
     /// 00 is exactly 55 characters; a later version may append fields after
     /// a dash, which we do not read; version ff is invalid.
     public init?(traceparent raw: String, tracestate: String? = nil) {
-        let text = raw.trimmingCharacters(in: .whitespaces)
-        let utf8 = Array(text.utf8)
-        guard utf8.count >= 55, utf8[2] == UInt8(ascii: "-"), utf8[35] == UInt8(ascii: "-"), utf8[52] == UInt8(ascii: "-") else { return nil }
-        let version = String(decoding: utf8[0..<2], as: UTF8.self)
-        guard Self.isLowerHex(utf8[0..<2]), version != "ff" else { return nil }
-        if version == "00" {
-            guard utf8.count == 55 else { return nil }
-        } else if utf8.count > 55 {
-            guard utf8[55] == UInt8(ascii: "-") else { return nil }
-        }
-        let traceId = utf8[3..<35], spanId = utf8[36..<52], flags = utf8[53..<55]
-        guard Self.isLowerHex(traceId), Self.isLowerHex(spanId), Self.isLowerHex(flags),
-              traceId.contains(where: { $0 != UInt8(ascii: "0") }),
-              spanId.contains(where: { $0 != UInt8(ascii: "0") }),
-              let flagBits = UInt8(String(decoding: flags, as: UTF8.self), radix: 16) else { return nil }
+        // Read in place: a header is parsed for every message and job handled.
+        var raw = raw
+        guard let fields = raw.withUTF8({ Self.fields(of: $0) }) else { return nil }
         self.init(
-            traceId: String(decoding: traceId, as: UTF8.self), spanId: String(decoding: spanId, as: UTF8.self),
-            flags: flagBits,
+            traceId: fields.traceId, spanId: fields.spanId, flags: fields.flags,
             // Longer than the specification's 32 members of 256 bytes:
             // somebody else's problem, not to be carried on.
             traceState: tracestate.flatMap { $0.isEmpty || $0.utf8.count > 8_192 ? nil : $0 })
     }
 
+    private static func fields(of utf8: UnsafeBufferPointer<UInt8>) -> (traceId: String, spanId: String, flags: UInt8)? {
+        let dash = UInt8(ascii: "-")
+        guard utf8.count >= 55, utf8[2] == dash, utf8[35] == dash, utf8[52] == dash,
+              let version = hexByte(utf8[0], utf8[1]), version != 0xff else { return nil }
+        if version == 0 {
+            guard utf8.count == 55 else { return nil }
+        } else if utf8.count > 55 {
+            guard utf8[55] == dash else { return nil }
+        }
+        let traceId = UnsafeBufferPointer(rebasing: utf8[3..<35]), spanId = UnsafeBufferPointer(rebasing: utf8[36..<52])
+        guard isLowerHex(traceId), isLowerHex(spanId),
+              traceId.contains(where: { $0 != UInt8(ascii: "0") }),
+              spanId.contains(where: { $0 != UInt8(ascii: "0") }),
+              let flags = hexByte(utf8[53], utf8[54]) else { return nil }
+        return (String(decoding: traceId, as: UTF8.self), String(decoding: spanId, as: UTF8.self), flags)
+    }
+
+    /// Two lower-case hex digits as a byte.
+    private static func hexByte(_ high: UInt8, _ low: UInt8) -> UInt8? {
+        guard let high = hexValue(high), let low = hexValue(low) else { return nil }
+        return high << 4 | low
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
+    }
+
     /// As sent: always version 00, the one version we write.
     public var traceparent: String {
-        "00-\(traceId)-\(spanId)-\(flags < 16 ? "0" : "")\(String(flags, radix: 16))"
+        var text = "00-"
+        text.reserveCapacity(55)
+        text += traceId
+        text += "-"
+        text += spanId
+        text += "-"
+        text.unicodeScalars.append(Unicode.Scalar(Self.hexDigits[Int(flags >> 4)]))
+        text.unicodeScalars.append(Unicode.Scalar(Self.hexDigits[Int(flags & 0xf)]))
+        return text
     }
 
     /// A new journey: the request came without a trace (or with one we
     /// could not read).
     public static func root() -> TraceContext {
-        TraceContext(traceId: hex(UInt64.random(in: 1...UInt64.max)) + hex(UInt64.random(in: .min ... .max)), spanId: newSpanId())
+        var random = SystemRandomNumberGenerator()
+        let high: UInt64 = random.next(), low: UInt64 = random.next()
+        // An all-zero trace id is invalid; one in 2^128.
+        return TraceContext(traceId: hex(high, low == 0 && high == 0 ? 1 : low), spanId: newSpanId(&random))
     }
 
     /// The next hop of the same journey.
     public func child() -> TraceContext {
-        TraceContext(traceId: traceId, spanId: Self.newSpanId(), flags: flags, traceState: traceState)
+        var random = SystemRandomNumberGenerator()
+        return TraceContext(traceId: traceId, spanId: Self.newSpanId(&random), flags: flags, traceState: traceState)
     }
 
-    static func newSpanId() -> String { hex(UInt64.random(in: 1...UInt64.max)) }
-
-    static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    static func newSpanId(_ random: inout SystemRandomNumberGenerator) -> String {
+        let value: UInt64 = random.next()
+        return hex(value == 0 ? 1 : value)
     }
 
-    static func isLowerHex(_ bytes: ArraySlice<UInt8>) -> Bool {
+    /// Lower-case hex, 16 digits a value, written straight into the string
+    /// (a span id is made for every request, call and message).
+    static func hex(_ values: UInt64...) -> String {
+        String(unsafeUninitializedCapacity: values.count * 16) { buffer in
+            var at = 0
+            for value in values {
+                for shift in stride(from: 60, through: 0, by: -4) {
+                    buffer[at] = hexDigits[Int(truncatingIfNeeded: (value >> UInt64(shift)) & 0xf)]
+                    at += 1
+                }
+            }
+            return at
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func isLowerHex(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         bytes.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
     }
 }
@@ -106,8 +151,7 @@ extension ServiceContext {
 
 /// swift-distributed-tracing's `Tracer` for the shop: it propagates W3C
 /// Trace Context and gives each span its id. It exports nothing over the
-/// network (see docs/metrics.md, "Traces", for why there is no OTLP
-/// exporter); with `LOG_LEVEL=debug` every finished span is one log line,
+/// network (docs/traces.md says why there is no OTLP exporter); with `LOG_LEVEL=debug` every finished span is one log line,
 /// so `grep trace_id=…` over the processes' logs shows the whole journey
 /// with each hop's duration.
 public struct ShopTracer: Tracer {
@@ -225,14 +269,23 @@ public final class ShopSpan: Tracing.Span {
 
 extension Observability {
     /// Makes `ShopTracer` the process's tracer. Once per process; the server
-    /// runner calls it. A tool that never calls it traces nothing (the
-    /// library's no-op tracer), and sends no `traceparent`.
+    /// runner calls it. A tool that never calls it traces nothing: no span,
+    /// no `traceparent` sent.
     public static func installTracer() {
         let first = tracerInstalled.withLock { done in defer { done = true }; return !done }
-        if first { InstrumentationSystem.bootstrap(ShopTracer()) }
+        guard first else { return }
+        // Libraries that trace through the global (Hummingbird's own
+        // middleware, for one) get the same tracer.
+        InstrumentationSystem.bootstrap(tracer)
+        tracing.store(true, ordering: .releasing)
     }
 
     private static let tracerInstalled = Mutex(false)
+    /// The shop's own calls use the tracer directly: reading the library's
+    /// global takes a lock each time, and every request, call and message
+    /// asks for it (it showed in profiles).
+    static let tracer = ShopTracer()
+    private static let tracing = Atomic(false)
 
     /// The trace the current task is in, if any.
     public static var currentTrace: TraceContext? { ServiceContext.current?.trace }
@@ -241,10 +294,43 @@ extension Observability {
     /// message in the outbox, a job, an event. Nil outside any trace.
     public static var currentTraceparent: String? { currentTrace?.traceparent }
 
-    /// Runs `body` as a span continuing the trace in `traceparent` (a
-    /// message's header, a job's field, an event's attribute), or a new trace
-    /// when there is none. Everything `body` logs carries the trace id, and
-    /// everything it sends carries the trace on.
+    /// The trace a carrier (an HTTP request's headers) says it continues,
+    /// on top of the current context.
+    public static func context<Carrier, Extract: Extractor>(extracting carrier: Carrier, using extractor: Extract) -> ServiceContext
+    where Extract.Carrier == Carrier {
+        var context = ServiceContext.current ?? .topLevel
+        if tracing.load(ordering: .acquiring) { tracer.extract(carrier, into: &context, using: extractor) }
+        return context
+    }
+
+    /// Writes the current span's `traceparent` (and `tracestate`) into a
+    /// carrier (an outgoing call's headers).
+    public static func inject<Carrier, Inject: Injector>(into carrier: inout Carrier, using injector: Inject)
+    where Inject.Carrier == Carrier {
+        guard let context = ServiceContext.current else { return }
+        tracer.inject(context, into: &carrier, using: injector)
+    }
+
+    /// Runs `body` as a span of `context`'s trace (a new trace when it has
+    /// none). Everything `body` logs carries the trace id, and everything it
+    /// sends carries the trace on. Without an installed tracer, just `body`.
+    public static func withSpan<T>(
+        _ name: String, ofKind kind: SpanKind, context: ServiceContext? = nil,
+        isolation: isolated (any Actor)? = #isolation, _ body: (ShopSpan?) async throws -> T
+    ) async rethrows -> T {
+        guard tracing.load(ordering: .acquiring) else { return try await body(nil) }
+        let span = tracer.startSpan(name, context: context ?? ServiceContext.current ?? .topLevel, ofKind: kind)
+        defer { span.end() }
+        do {
+            return try await ServiceContext.$current.withValue(span.context, operation: { try await body(span) }, isolation: isolation)
+        } catch {
+            span.recordError(error)
+            throw error
+        }
+    }
+
+    /// The same, continuing the trace in `traceparent` (a message's header,
+    /// a job's field, a record's header), or a new trace when there is none.
     public static func withSpan<T>(
         _ name: String, ofKind kind: SpanKind, continuing traceparent: String?, tracestate: String? = nil,
         isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
@@ -253,7 +339,7 @@ extension Observability {
         if let parent = traceparent.flatMap({ TraceContext(traceparent: $0, tracestate: tracestate) }) {
             context.trace = parent
         }
-        return try await Tracing.withSpan(name, context: context, ofKind: kind, isolation: isolation) { _ in try await body() }
+        return try await withSpan(name, ofKind: kind, context: context, isolation: isolation) { _ in try await body() }
     }
 }
 

@@ -64,11 +64,11 @@ public struct ServiceClient: Sendable {
     ) async throws -> HTTPResponse {
         // A span of its own, so that the service called names this call as
         // its parent; its `traceparent` goes with the request.
-        try await withSpan("\(method) \(target)", ofKind: .client) { span in
+        try await Observability.withSpan("\(method) \(target)", ofKind: .client) { _ in
             var headers = extra
             if let token { headers.append(("Authorization", "Bearer \(token)")) }
             if let requestId { headers.append(("X-Request-Id", requestId)) }
-            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: HeaderPairsCarrier())
+            Observability.inject(into: &headers, using: HeaderPairsCarrier())
             let started = ContinuousClock.now
             do {
                 let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)

@@ -34,12 +34,12 @@ public struct ContractMiddleware: RouterMiddleware {
     ) async throws -> Response {
         // Everything below runs inside the span: its log lines carry the
         // trace id, and the calls and messages it causes carry the trace on.
-        var trace = ServiceContext.current ?? .topLevel
-        InstrumentationSystem.instrument.extract(request.headers, into: &trace, using: HTTPFieldsExtractor())
-        return try await withSpan("\(request.method.rawValue) \(request.uri.path)", context: trace, ofKind: .server) { span in
+        let trace = Observability.context(extracting: request.headers, using: HTTPFieldsExtractor())
+        return try await Observability.withSpan(request.method.rawValue, ofKind: .server, context: trace) { span in
             let response = try await serve(request, context: context, next: next)
-            // Named by the route's template, as the metrics are, once routing has found it.
-            if let route = context.endpointPath { span.operationName = "\(request.method.rawValue) \(route)" }
+            // Named by the route's template, as the metrics are, once routing
+            // has found it (never by the path: it holds ids).
+            span?.operationName = "\(request.method.rawValue) \(context.endpointPath ?? "(no route)")"
             return response
         }
     }

@@ -46,6 +46,26 @@ import Testing
         #expect(JobOptions(bullMQJSON: options.bullMQJSON) == options)
     }
 
+    /// The trace a job continues sits where BullMQ's telemetry keeps its
+    /// context: `opts.tm`, JSON text of the W3C headers.
+    @Test func theTraceTravelsInBullMQsTelemetryField() throws {
+        var options = JobOptions(attempts: 2)
+        options.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let object = try #require(JSONSerialization.jsonObject(with: Data(options.bullMQJSON.utf8)) as? [String: Any])
+        let tm = try #require(object["tm"] as? String)
+        #expect(try JSONSerialization.jsonObject(with: Data(tm.utf8)) as? [String: String]
+                == ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"])
+        let read = JobOptions(bullMQJSON: options.bullMQJSON)
+        #expect(read == options)
+        #expect(read.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        // No trace, no field; metadata that is not ours reads as no trace.
+        #expect(!JobOptions().bullMQJSON.contains("\"tm\""))
+        #expect(JobOptions(bullMQJSON: #"{"tm":"not json"}"#).traceparent == nil)
+        // A job message made inside no trace carries none.
+        let message = try OutgoingMessage.job(queue: "q", name: "n", payload: ["a": 1])
+        #expect(message.traceparent == nil)
+    }
+
     @Test func defaultOptionsStillCarryAttemptsAndDelay() throws {
         // BullMQ's workers compare `attempts` with no default: it must be there.
         let object = try #require(JSONSerialization.jsonObject(with: Data(JobOptions().bullMQJSON.utf8)) as? [String: Any])
