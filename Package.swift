@@ -519,7 +519,13 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings),
         /// Stage 1's own acceptance tests (crash recovery), against the real executable.
         .testTarget(
             name: "Stage1Tests",
@@ -652,11 +658,14 @@ let package = Package(
             dependencies: ["EventStore", "Storage", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EventsTests", dependencies: ["Events", "Messaging", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "EventsTests", dependencies: ["Events", "Messaging", "Observability", "TestSupport"], swiftSettings: swiftSettings),
         /// The outbox, the inbox and the topology's names, against SQLite only.
         .testTarget(
             name: "MessagingTests",
-            dependencies: ["Messaging", "Storage", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Messaging", "Storage", "Observability", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: swiftSettings
         ),
         /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.

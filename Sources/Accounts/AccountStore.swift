@@ -38,7 +38,7 @@ public struct AccountStore: Sendable {
             id: ID.make(ID.user), email: email, emailKey: Validate.normalizedEmail(email), name: name,
             passwordHash: hash, role: .customer, createdAt: Timestamp.now())
         do {
-            try await db.tracedWrite { db in
+            try await db.write { db in
                 try user.insert(db)
                 try inSameTransaction?(db, user.api)
             }
@@ -73,7 +73,7 @@ public struct AccountStore: Sendable {
         let admin = UserRecord(
             id: ID.make(ID.user), email: email, emailKey: key, name: "Administrator",
             passwordHash: await hasher.hash(password), role: .admin, createdAt: Timestamp.now())
-        try await db.tracedWrite { db in try admin.insert(db, onConflict: .ignore) }
+        try await db.write { db in try admin.insert(db, onConflict: .ignore) }
         logger.notice("administrator account created", metadata: ["email": .string(email)])
     }
 }

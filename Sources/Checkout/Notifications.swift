@@ -33,7 +33,7 @@ public struct Notifications: Sendable {
     /// The welcome email, in its own transaction (stage 2 on: the account
     /// was created by another service).
     public func recordWelcome(_ user: API.User) async throws {
-        try await db.tracedWrite { db in
+        try await db.write { db in
             try record(.welcome, to: Recipient(userId: user.id, email: user.email, name: user.name), orderId: nil, in: db)
         }
     }

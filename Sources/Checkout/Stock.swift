@@ -25,7 +25,7 @@ public struct Stock: Sendable {
     /// The same, on its own (stage 2 on: the product was created by the
     /// product service).
     public func create(productId: String, initialStock: Int) async throws {
-        try await db.tracedWrite { db in try create(productId: productId, initialStock: initialStock, in: db) }
+        try await db.write { db in try create(productId: productId, initialStock: initialStock, in: db) }
     }
 
     public func inventory(productId: String) async throws -> API.Inventory {
@@ -37,7 +37,7 @@ public struct Stock: Sendable {
 
     public func restock(productId: String, quantity: Int) async throws -> API.Inventory {
         let quantity = try Validate.restockQuantity(quantity)
-        let stock: InventoryRecord? = try await db.tracedWrite { db in
+        let stock: InventoryRecord? = try await db.write { db in
             guard var stock = try InventoryRecord.fetchOne(db, key: productId) else { return nil }
             stock.available += quantity
             try stock.update(db)

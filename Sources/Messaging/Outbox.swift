@@ -104,7 +104,7 @@ public enum Inbox {
         id: String, type: String, db: any DatabaseWriter, relay: OutboxRelay?,
         _ effect: @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
-        let sent: [OutgoingMessage]? = try await db.tracedWrite { db in
+        let sent: [OutgoingMessage]? = try await db.write { db in
             guard try claim(id: id, type: type, in: db) else { return nil }
             let outgoing = try effect(db)
             try Outbox.add(outgoing, in: db)
@@ -240,7 +240,7 @@ public final class OutboxRelay: Service, Sendable {
             guard let last = batch.last?.seq else { return }
             try await destination.deliver(batch.map(\.message))
             MessagingMetrics.published(batch.map(\.message))
-            let _: Int = try await db.tracedWrite { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
+            let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }
 }

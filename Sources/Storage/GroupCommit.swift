@@ -72,10 +72,11 @@ public final class GroupCommit: Sendable {
     /// if `updates` throws, none of its changes are kept, and the error is
     /// rethrown.
     public func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        // `updates` runs on the writer's thread, where the caller's
-        // task-local values are not: take the caller's trace along, so that
-        // a message written to the outbox (and a line logged) inside the
-        // transaction belongs to the request or message that caused it.
+        // A batch runs on the writer's queue, outside every caller's task,
+        // where the callers' task-local values are not set: each job takes
+        // its caller's trace along, so that a message written to the outbox
+        // (and a line logged) inside it belongs to the request or message
+        // that caused it.
         let trace = ServiceContext.current
         let updates: @Sendable (Database) throws -> T = { db in
             try ServiceContext.$current.withValue(trace) { try updates(db) }

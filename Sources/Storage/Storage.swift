@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Instrumentation
 
 /// Opening SQLite the same way in every service of every stage.
 public enum SQLiteStore {
@@ -80,19 +79,4 @@ extension Database {
 extension Date {
     public var databaseMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
     public init(databaseMilliseconds ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
-}
-
-extension DatabaseWriter {
-    /// `write`, with the caller's trace carried into the transaction.
-    ///
-    /// GRDB runs `updates` on the writer's own thread, where the caller's
-    /// task-local values (swift-distributed-tracing's `ServiceContext`) are
-    /// not set. A message written to the outbox inside the transaction reads
-    /// the trace from there, to send it on with the message; so a write that
-    /// may add to the outbox goes through here, and the order's trace id
-    /// follows it through the broker to the next service.
-    public func tracedWrite<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
-        let trace = ServiceContext.current
-        return try await write { db in try ServiceContext.$current.withValue(trace) { try updates(db) } }
-    }
 }

@@ -76,7 +76,7 @@ enum NotificationService {
         // expires), finds the email in the Maildir, and records it.
         let sender = messaging.jobs.worker(WorkQueue.emails, concurrency: 4, payload: EmailJob.self) { email, job in
             let delivery = try maildir.deliver(EmailText.render(email, at: Date()).rendered(), key: email.key)
-            try await db.tracedWrite { db in
+            try await db.write { db in
                 try notifications.record(email.kind, to: Recipient(userId: email.userId, email: email.to, name: email.name), orderId: email.orderId, in: db)
             }
             return JobOutcome(outcome: delivery.isNew ? "delivered" : "delivered before; recorded")

@@ -111,7 +111,7 @@ enum PaymentService {
             // The pending charge is taken in the same transaction as the
             // payment row and the answer: a job that runs twice (its worker
             // died after the commit) finds nothing to charge the second time.
-            let settled: Bool = try await db.tracedWrite { db in
+            let settled: Bool = try await db.write { db in
                 guard try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [charge.orderId]) == 1 else { return false }
                 try Outbox.add(try settle(result, orderId: charge.orderId, amountCents: charge.amountCents, attempts: attempt, in: db), in: db)
                 return true

@@ -37,7 +37,7 @@ enum PaymentService {
         /// written) when it is not pending any more: settled by another run,
         /// or the order was cancelled meanwhile.
         @Sendable func settle(_ attempt: ChargeAttempt, orderId: String, amountCents: Int, attempts: Int, causedBy: String?) async throws -> Bool {
-            let settled: Bool = try await db.tracedWrite { db in
+            let settled: Bool = try await db.write { db in
                 guard try db.run(cached: "DELETE FROM pending_charges WHERE orderId = ?", [orderId]) == 1 else { return false }
                 let event: any DomainEvent
                 switch attempt {
@@ -80,7 +80,7 @@ enum PaymentService {
                 // the order's, so asking twice adds one job.
                 let job = try OutgoingMessage.charge(ChargeJob(orderId: orderId, amountCents: ready.amountCents, cardLast4: String(ready.card.suffix(4)),
                                                                causationId: ready.causedBy), policy: policy)
-                try await db.tracedWrite { db in try Outbox.add(job, in: db) }
+                try await db.write { db in try Outbox.add(job, in: db) }
                 relay.wake()
                 return
             }

@@ -19,7 +19,11 @@ public struct Deployment: Sendable {
     public let environment: [String: String]
 
     public static func start(stage number: Int, _ environment: [String: String] = [:]) async throws -> Deployment {
-        let namespace = "s\(number)t-\(ID.make("n").dropFirst(2).prefix(10))"
+        // From the id's random half: its first half is the time in
+        // milliseconds, which two suites starting a deployment at once share
+        // (that once gave two deployments one namespace, each taking the
+        // other's messages and tokens).
+        let namespace = "s\(number)t-\(ID.make("n").suffix(10))"
         let port = try FreePort.find()
         var env = ["SHOP_NAMESPACE": namespace, "DISCOVERY_NAMESPACE": namespace, "DISCOVERY_TTL": "3"]
         // Restarted services must sign and check tokens with the same secret
@@ -44,7 +48,7 @@ public struct Deployment: Sendable {
     public func restart(_ service: String) async throws -> StageProcess {
         let process = try StageProcess.launch(
             stage: number, serve: service, dataDir: stage.dataDir.appendingPathComponent(service),
-            logName: "restart-\(ID.make("r").dropFirst(2).prefix(6)).log", extraEnvironment: environment)
+            logName: "restart-\(ID.make("r").suffix(8)).log", extraEnvironment: environment)
         let health = ShopAPI(baseURL: process.baseURL, http: HTTPClient(timeout: .seconds(5)))
         try await process.waitUntilHealthy(health)
         return process

@@ -1,6 +1,7 @@
 import Common
 import Foundation
 import Messaging
+import Observability
 import Testing
 
 @testable import Events
@@ -115,6 +116,26 @@ func withSchemaFolder<T>(_ files: [String: JSONValue], _ body: (URL) throws -> T
         // A consumer that still reads v1 gets it as it was.
         let asV1 = try catalog.read(body: message.body, as: 1)
         #expect(asV1.version == 1 && asV1.data == ["orderId": "ord_1", "totalCents": 1250])
+    }
+
+    /// The CloudEvents distributed-tracing extension: an event made in a
+    /// trace carries it in its envelope, and its message in the header.
+    @Test func anEventMadeInATraceCarriesIt() throws {
+        let catalog = try Self.catalog()
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let message = try Observability.inTrace(traceparent) {
+            try catalog.message(OrderPlacedV1(orderId: "ord_3", totalCents: 5), source: "/shop/order", correlationId: "cor_3", requestId: "req_3")
+        }
+        #expect(message.traceparent == traceparent)
+        let event = try catalog.read(body: message.body)
+        #expect(event.envelope.traceparent == traceparent)
+        #expect(event.envelope.tracestate == nil)
+        let json = try JSONSerialization.jsonObject(with: Data(message.body)) as? [String: Any]
+        #expect(json?["traceparent"] as? String == traceparent)
+
+        let plain = try catalog.message(OrderPlacedV1(orderId: "ord_4", totalCents: 5), source: "/shop/order", correlationId: "cor_4", requestId: "req_4")
+        #expect(plain.traceparent == nil)
+        #expect(try catalog.read(body: plain.body).envelope.traceparent == nil)
     }
 
     @Test func aV2EventIsReadAsItIs() throws {

@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
 @testable import Messaging
+import Observability
+import Instrumentation
 import Storage
 import TestSupport
 import Testing
@@ -111,6 +113,41 @@ struct InboxOutboxTests {
         #expect(amqp.routingKey == "t.1" && amqp.exchange == "ns.shop" && amqp.mandatory)
         #expect(amqp.properties.messageID == "msg_1" && amqp.properties.type == "t.1" && amqp.properties.deliveryMode == .persistent)
         #expect(amqp.properties.headers?[MessageHeader.correlationId] == .string("ord_1"))
+    }
+
+    /// What a relay would publish, kept (a double: what is tested is the
+    /// outbox, not a broker).
+    final class Collected: OutboxDestination, @unchecked Sendable {
+        private let lock = NSLock()
+        private var sent: [OutgoingMessage] = []
+        var messages: [OutgoingMessage] { lock.withLock { sent } }
+        func deliver(_ messages: [OutgoingMessage]) async throws { lock.withLock { sent += messages } }
+    }
+
+    @Test("a message made in a trace keeps it through the outbox, and goes out with it as the traceparent header")
+    func outboxKeepsTheTrace() async throws {
+        let db = try database()
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        var context = ServiceContext.topLevel
+        context.trace = TraceContext(traceparent: traceparent)
+        // The message is made inside the transaction, and takes the trace
+        // of the task that writes it.
+        try await ServiceContext.$current.withValue(context) {
+            _ = try await Inbox.once(id: "msg_t", type: "thing.do", db: db, relay: nil) { _ in
+                [OutgoingMessage(type: "thing.done", body: Array("{}".utf8))]
+            }
+        }
+        // Outside any trace: none.
+        _ = try await Inbox.once(id: "msg_u", type: "thing.do", db: db, relay: nil) { _ in
+            [OutgoingMessage(type: "thing.done", body: Array("{}".utf8))]
+        }
+        let destination = Collected()
+        try await OutboxRelay.drain(db: db, destination: destination)
+        let sent = destination.messages
+        #expect(sent.map(\.traceparent) == [traceparent, nil])
+        #expect(sent.first?.amqp(exchange: "ns.shop").properties.headers?[MessageHeader.traceparent] == .string(traceparent))
+        #expect(sent.last?.amqp(exchange: "ns.shop").properties.headers?[MessageHeader.traceparent] == nil)
+        #expect(try await count(db, "outbox") == 0)
     }
 
     @Test("names carry the namespace; RETRY_DELAYS_MS sets the ladder, and a malformed value is ignored")

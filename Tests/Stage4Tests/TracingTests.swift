@@ -10,8 +10,10 @@ import Testing
 /// service, stored with the outbox's messages, sent as their AMQP header,
 /// and continued by every consumer; every log line written inside it has
 /// its `trace_id`. Read from the real processes' logs.
-@Suite("Stage 4: traces", .serialized)
-struct TracingTests {
+///
+/// A test of the stage's serialized suite: a suite of its own would start
+/// its deployment beside the other tests' on two cores.
+extension MessagingTests {
     @Test("one order's trace id is on the log lines of every service that handled it, and nowhere else")
     func oneTraceAcrossEveryHop() async throws {
         // Debug: every finished span is a line, so a consumer that logs

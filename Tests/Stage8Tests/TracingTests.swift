@@ -10,8 +10,10 @@ import Testing
 /// sends it on the Kafka records (header and CloudEvents attribute) and in
 /// the jobs the events imply (BullMQ's `opts.tm`), and every consumer
 /// group, projection and job worker continues it.
-@Suite("Stage 8: traces", .serialized)
-struct TracingTests {
+///
+/// A test of the stage's serialized suite: a suite of its own would start
+/// its deployment beside the other tests' on two cores.
+extension EventSourcingTests {
     @Test("one order's trace id reaches the Kafka consumers, the projections and the jobs")
     func oneTraceThroughTheLogAndTheJobs() async throws {
         let deployment = try await Deployment.start(stage: 8, ["LOG_LEVEL": "debug"])

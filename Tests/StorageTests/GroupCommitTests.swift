@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GRDB
+import Instrumentation
 import Synchronization
 import Storage
 import TestSupport
@@ -31,6 +32,44 @@ struct GroupCommitTests {
         }
         #expect(try await pool.read { db in try String.fetchOne(db, sql: "SELECT v FROM t WHERE id = ?", arguments: [id]) } == "alone")
         #expect(writer.totals == .init(commits: 1, writes: 1))
+    }
+
+    /// A task-local value a test sets: the trace is one, in the shop.
+    enum Caller: ServiceContextKey { typealias Value = Int }
+
+    /// A batch runs on the writer's queue, outside its callers' tasks: each
+    /// queued write must still see its own caller's context (the shop keeps
+    /// the trace there, and a message written to the outbox reads it).
+    @Test func eachQueuedWriteSeesItsCallersContext() async throws {
+        let pool = try Self.openPool()
+        let writer = GroupCommit(pool)
+        let gate = DispatchSemaphore(value: 0)
+        pool.asyncWriteWithoutTransaction { _ in gate.wait() }
+
+        let callers = 20
+        let seen = Task {
+            await withTaskGroup(of: (Int, Int?).self) { group in
+                for caller in 0..<callers {
+                    group.addTask {
+                        var context = ServiceContext.topLevel
+                        context[Caller.self] = caller
+                        let read = await ServiceContext.$current.withValue(context) {
+                            try? await writer.write { _ in ServiceContext.current?[Caller.self] ?? -1 }
+                        }
+                        return (caller, read)
+                    }
+                }
+                return await group.reduce(into: [Int: Int?]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        _ = try? await Poll.until("all \(callers) writes are queued", within: .seconds(10), every: .milliseconds(5)) {
+            writer.queued >= callers ? true : nil
+        }
+        gate.signal()
+        let read = await seen.value
+        #expect(read.count == callers)
+        for caller in 0..<callers { #expect(read[caller] == caller, "write \(caller) saw \(String(describing: read[caller]))") }
+        #expect(writer.totals.commits < callers, "the writes were grouped: \(writer.totals)")
     }
 
     @Test func queuedWritesShareOneCommitAndAFailureIsUndoneAlone() async throws {

@@ -191,7 +191,7 @@ struct OrderFlow: OrderCommands {
             totalCents: order.totalCents, card: valid.card.digits)
         do {
             // The order and its message, in one transaction: both or neither.
-            try await db.tracedWrite { db in
+            try await db.write { db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add(try OutgoingMessage(Topic.orderCreated, created, order: orderId), in: db)
@@ -347,7 +347,7 @@ struct OrderFlow: OrderCommands {
     /// A request's change to an order and its saga, with the messages it
     /// leads to, in one transaction; answers the order as it now is.
     private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.tracedWrite { db in
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let messages = try apply(body, to: &order, &saga, db)

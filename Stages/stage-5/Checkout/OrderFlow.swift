@@ -212,7 +212,7 @@ struct OrderFlow: OrderCommands {
             totalCents: order.totalCents, card: valid.card.digits)
         do {
             // The order and its message, in one transaction: both or neither.
-            try await db.tracedWrite { db in
+            try await db.write { db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add([
@@ -310,7 +310,7 @@ struct OrderFlow: OrderCommands {
     /// request used to wait for, in stages 1 to 3). Writing it twice is
     /// harmless: an order has one invoice row.
     func invoice(orderId: String) async throws {
-        try await db.tracedWrite { [invoices] db in
+        try await db.write { [invoices] db in
             guard let order = try OrderRecord.find(orderId, in: db) else { throw JobFailure("order \(orderId) does not exist") }
             try invoices.generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
         }
@@ -430,7 +430,7 @@ struct OrderFlow: OrderCommands {
     /// A request's change to an order and its saga, with the messages it
     /// leads to, in one transaction; answers the order as it now is.
     private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.tracedWrite { db in
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let messages = try apply(body, to: &order, &saga, db)

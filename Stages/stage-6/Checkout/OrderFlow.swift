@@ -178,7 +178,7 @@ struct OrderFlow: OrderCommands {
             total: Money(amountCents: order.totalCents, currency: "USD"), card: valid.card.digits)
         do {
             // The order and its event, in one transaction: both or neither.
-            try await db.tracedWrite { [events] db in
+            try await db.write { [events] db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add([
@@ -260,7 +260,7 @@ struct OrderFlow: OrderCommands {
     /// request used to wait for, in stages 1 to 3). Writing it twice is
     /// harmless: an order has one invoice row.
     func invoice(orderId: String) async throws {
-        try await db.tracedWrite { [invoices] db in
+        try await db.write { [invoices] db in
             guard let order = try OrderRecord.find(orderId, in: db) else { throw JobFailure("order \(orderId) does not exist") }
             try invoices.generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
         }
@@ -308,7 +308,7 @@ struct OrderFlow: OrderCommands {
     /// A request's (or a job's) change to an order, with the events it
     /// publishes, in one transaction; answers the order as it now is.
     private func change(_ orderId: String, cause: Cause, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.tracedWrite { [events] db in
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { [events] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let published = try apply(body, to: &order, db)
