@@ -314,7 +314,9 @@ public struct EventCatalog: Sendable {
         _ event: E, source: String, correlationId: String?, causedBy: ReceivedEvent? = nil, requestId: String? = nil
     ) throws -> OutgoingMessage {
         let envelope = try envelope(event, source: source, correlationId: correlationId, causedBy: causedBy, requestId: requestId)
-        return OutgoingMessage(id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid)
+        return OutgoingMessage(
+            id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid,
+            traceparent: envelope.traceparent)
     }
 
     /// The same, with the cause known only by its id.
@@ -322,7 +324,9 @@ public struct EventCatalog: Sendable {
         _ event: E, source: String, correlationId: String?, causationId: String?
     ) throws -> OutgoingMessage {
         let envelope = try envelope(event, source: source, correlationId: correlationId, causationId: causationId, requestId: nil)
-        return OutgoingMessage(id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid)
+        return OutgoingMessage(
+            id: envelope.id, type: envelope.type, body: envelope.encoded(), correlationId: envelope.correlationid,
+            traceparent: envelope.traceparent)
     }
 
     /// Whether every step from `version` up to `target` has an upcaster.

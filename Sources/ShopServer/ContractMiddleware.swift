@@ -106,8 +106,13 @@ public struct ContractMiddleware: RouterMiddleware {
 
     /// Reads `traceparent` and `tracestate` from a request.
     struct HTTPFieldsExtractor: Extractor {
+        // Made once: a name is checked when made, and every request asks.
+        static let names = [TraceHeader.traceparent, TraceHeader.tracestate].reduce(into: [String: HTTPField.Name]()) {
+            $0[$1] = HTTPField.Name($1)
+        }
+
         func extract(key: String, from carrier: HTTPFields) -> String? {
-            HTTPField.Name(key).flatMap { carrier[$0] }
+            (Self.names[key] ?? HTTPField.Name(key)).flatMap { carrier[$0] }
         }
     }
 

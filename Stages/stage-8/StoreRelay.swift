@@ -66,15 +66,16 @@ enum StoreRelay {
     /// extension attributes, which the query side's projections read.
     static func envelope(_ event: RecordedEvent) throws -> CloudEvent {
         let catalog = EventLog.catalog
-        return CloudEvent(
+        var envelope = CloudEvent(
             id: "\(event.stream).\(event.version)", source: Producer.order.source, type: catalog.type(of: event.type),
             time: event.time, subject: event.stream, dataschema: catalog.dataschema(event.type, version: event.schemaVersion),
             correlationid: event.metadata.correlationId, causationid: event.metadata.causationId,
             requestid: event.metadata.causationId == nil ? event.metadata.requestId : nil,
             data: try JSONValue(parsing: event.data),
-            extensions: ["sequence": .number(Double(event.version)), "position": .number(Double(event.position))]
-                // The trace the event was appended in, which its consumers continue.
-                .merging(event.metadata.traceparent.map { ["traceparent": .string($0)] } ?? [:]) { $1 })
+            extensions: ["sequence": .number(Double(event.version)), "position": .number(Double(event.position))])
+        // The trace the event was appended in, which its consumers continue.
+        envelope.traceparent = event.metadata.traceparent
+        return envelope
     }
 
     static func message(_ event: RecordedEvent) throws -> OutgoingMessage {

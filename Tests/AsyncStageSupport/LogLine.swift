@@ -1,4 +1,7 @@
+import Common
 import Foundation
+import ShopClient
+import TestSupport
 
 /// A line of a stage's log as its fields: logfmt (`key=value`, a value
 /// with spaces in quotes), as ShopLogHandler writes it. The trace tests read
@@ -40,5 +43,35 @@ public struct LogLine: Sendable {
     /// Random lower-case hex, never a zero byte (an all-zero id is invalid).
     public static func hex(_ bytes: Int) -> String {
         (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 1...255)) }.joined()
+    }
+}
+
+/// An order placed with a `traceparent` of the test's own, as a client
+/// that traces would send it: the ids to look for in the logs.
+public struct TracedOrder: Sendable {
+    public let order: API.Order
+    /// The product ordered (5 in stock, one of them in this order).
+    public let product: API.Product
+    public let customer: Session
+    /// The trace id every hop must log.
+    public let traceId: String
+    /// The caller's span: the gateway's span must name it as its parent.
+    public let callerSpan: String
+
+    /// Creates a product and a customer, and places one order for it.
+    public static func place(in deployment: Deployment) async throws -> TracedOrder {
+        let api = deployment.api
+        let product = try await api.createProduct(
+            .init(sku: "T-\(ID.make("x").dropFirst(2))", name: "Traced", priceCents: 1_200, initialStock: 5),
+            adminToken: deployment.admin.token)
+        let customer = try await api.newCustomer("trace")
+        let traceId = LogLine.hex(16), callerSpan = LogLine.hex(8)
+        let request = API.PlaceOrderRequest(
+            items: [API.OrderItemRequest(productId: product.id, quantity: 1)],
+            paymentMethod: API.PaymentMethod(card: SimulatedCardProcessor.approvedCard))
+        let order: API.Order = try await api.call(
+            "POST", "/orders", token: customer.token, json: request,
+            headers: [("traceparent", "00-\(traceId)-\(callerSpan)-01")]).expect(201)
+        return TracedOrder(order: order, product: product, customer: customer, traceId: traceId, callerSpan: callerSpan)
     }
 }

@@ -19,17 +19,8 @@ extension EventSourcingTests {
         let deployment = try await Deployment.start(stage: 8, ["LOG_LEVEL": "debug"])
         defer { deployment.stage.requestStop() }
         let api = deployment.api
-        let product = try await api.createProduct(
-            .init(sku: "T-\(ID.make("x").dropFirst(2))", name: "Traced", priceCents: 1_200, initialStock: 5), adminToken: deployment.admin.token)
-        let customer = try await api.newCustomer("trace")
-
-        let traceId = LogLine.hex(16), callerSpan = LogLine.hex(8)
-        let request = API.PlaceOrderRequest(
-            items: [API.OrderItemRequest(productId: product.id, quantity: 1)],
-            paymentMethod: API.PaymentMethod(card: SimulatedCardProcessor.approvedCard))
-        let placed: API.Order = try await api.call(
-            "POST", "/orders", token: customer.token, json: request,
-            headers: [("traceparent", "00-\(traceId)-\(callerSpan)-01")]).expect(201)
+        let traced = try await TracedOrder.place(in: deployment)
+        let (placed, customer, traceId, callerSpan) = (traced.order, traced.customer, traced.traceId, traced.callerSpan)
         #expect(try await api.decidedOrder(placed.id, token: customer.token).status == .confirmed)
 
         // The order service asks the product service for prices; the query
