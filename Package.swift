@@ -519,6 +519,9 @@ let package = Package(
         ),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: swiftSettings),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: swiftSettings),
+        /// Discovery's settings and its DNS mode (etcd's is proven by the
+        /// stages' own tests, against a real etcd).
+        .testTarget(name: "DiscoveryTests", dependencies: ["Discovery", "ShopServer"], swiftSettings: swiftSettings),
         .testTarget(
             name: "StorageTests",
             dependencies: [

@@ -8,10 +8,18 @@ import Synchronization
 /// cached for a second, so that a request does not cost a round trip to
 /// etcd. If etcd cannot be reached, the last list is kept: a discovery
 /// outage should not become a shop outage.
+///
+/// With DNS discovery the same list comes from resolving each service's
+/// name (one instance per address), cached for the same second. DNS cannot
+/// list every service, so `all()` answers for the services named at
+/// `init` and those asked for since.
 public actor ServiceDirectory {
     let registry: ServiceRegistry
     private var cache: [ServiceInstance] = []
     private var fetchedAt: ContinuousClock.Instant?
+    /// DNS only: the services to resolve, and each one's last answer.
+    private var names: Set<String>
+    private var resolved: [String: (instances: [ServiceInstance], at: ContinuousClock.Instant)] = [:]
     private var next: [String: Int] = [:]
     /// Instances that just failed a call are skipped for a moment: etcd will
     /// drop a dead one when its lease expires, but until then nobody should
@@ -19,9 +27,11 @@ public actor ServiceDirectory {
     private var failedUntil: [String: ContinuousClock.Instant] = [:]
     public let refreshEvery: Duration
 
-    public init(_ registry: ServiceRegistry, refreshEvery: Duration = .seconds(1)) {
+    /// `services`: with DNS discovery, the names `all()` answers for.
+    public init(_ registry: ServiceRegistry, services: [String] = [], refreshEvery: Duration = .seconds(1)) {
         self.registry = registry
         self.refreshEvery = refreshEvery
+        names = Set(services)
         Self.watch(self)
     }
 
@@ -42,6 +52,11 @@ public actor ServiceDirectory {
     }
 
     public func all() async -> [ServiceInstance] {
+        if registry.usesDNS {
+            var all: [ServiceInstance] = []
+            for name in names.sorted() { all += await resolve(name) }
+            return all
+        }
         await refreshIfStale()
         return cache
     }
@@ -49,9 +64,16 @@ public actor ServiceDirectory {
     /// The instances of one service, in round-robin order starting with the
     /// next one to use, healthy ones first.
     public func instances(of service: String) async -> [ServiceInstance] {
-        await refreshIfStale()
+        let listed: [ServiceInstance]
+        if registry.usesDNS {
+            names.insert(service)
+            listed = await resolve(service)
+        } else {
+            await refreshIfStale()
+            listed = cache.filter { $0.service == service }
+        }
         let now = ContinuousClock.now
-        let all = cache.filter { $0.service == service }.sorted { $0.id < $1.id }
+        let all = listed.sorted { $0.id < $1.id }
         guard !all.isEmpty else { return [] }
         let start = next[service, default: 0] % all.count
         next[service] = start + 1
@@ -61,6 +83,30 @@ public actor ServiceDirectory {
 
     public func markFailed(_ instance: ServiceInstance) {
         failedUntil[instance.id] = .now + .seconds(registry.leaseTTL)
+    }
+
+    /// A service's instances by DNS: its URL's host resolved, one instance
+    /// per address. A name that does not resolve has none (Kubernetes
+    /// lists no pod that is not ready); a lookup that fails otherwise
+    /// keeps the last answer, as an etcd outage does.
+    private func resolve(_ service: String) async -> [ServiceInstance] {
+        if let last = resolved[service], ContinuousClock.now - last.at < refreshEvery { return last.instances }
+        guard let template = registry.dnsURL, let url = URLComponents(string: template.replacingOccurrences(of: "{service}", with: service)),
+            let host = url.host
+        else { return [] }
+        let instances: [ServiceInstance]
+        switch await NameLookup.addresses(of: host) {
+        case .success(let addresses):
+            instances = addresses.map { address in
+                let literal = address.contains(":") ? "[\(address)]" : address
+                let base = "\(url.scheme ?? "http")://\(literal)" + (url.port.map { ":\($0)" } ?? "") + url.path
+                return ServiceInstance(service: service, id: "\(service)@\(address)", url: base)
+            }
+        case .failure:
+            instances = resolved[service]?.instances ?? []
+        }
+        resolved[service] = (instances, .now)
+        return instances
     }
 
     private func refreshIfStale() async {
@@ -124,5 +170,45 @@ public struct DiscoveredService: Sendable {
 
     func decode<T: Decodable>(_ response: HTTPResponse) throws -> T {
         try ServiceClient(name: displayName, baseURL: "", http: http).decode(response)
+    }
+}
+
+/// Name lookups by the system's resolver (`getaddrinfo`: /etc/hosts, then
+/// DNS, as every other program on the machine). It blocks, so it runs on
+/// a thread of its own, never on one of Swift's two cooperative threads.
+enum NameLookup {
+    struct Failed: Error { let code: Int32 }
+
+    /// Every address of `host` (IPv4 and IPv6, each once, in the
+    /// resolver's order). `.success([])` when the name does not exist.
+    static func addresses(of host: String) async -> Result<[String], Failed> {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: lookup(host))
+            }
+        }
+    }
+
+    private static func lookup(_ host: String) -> Result<[String], Failed> {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let code = getaddrinfo(host, nil, &hints, &list)
+        // No such name, or a name without addresses (glibc's EAI_NODATA, -5,
+        // which Swift's Glibc module does not export).
+        if code == EAI_NONAME || code == -5 { return .success([]) }
+        guard code == 0 else { return .failure(Failed(code: code)) }
+        defer { freeaddrinfo(list) }
+        var addresses: [String] = []
+        var next = list
+        while let entry = next {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                let address = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !addresses.contains(address) { addresses.append(address) }
+            }
+            next = entry.pointee.ai_next
+        }
+        return .success(addresses)
     }
 }

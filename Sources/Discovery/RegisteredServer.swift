@@ -20,8 +20,12 @@ public enum RegisteredServer {
         // The last 8 characters of an id are random (the first are its time,
         // the same for replicas started together).
         let id = "\(service)-\(ID.make("i").suffix(8))"
+        // Registered under the address others reach it at, which is not
+        // the one it listens on when that is a wildcard (a container's
+        // 0.0.0.0): `ADVERTISE_HOST`, or the machine's name.
+        let advertised = settings.advertisedHost
         let registration = ServiceRegistration(registry: registry, logger: logger) {
-            bound.withLock { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(host):\($0)") }
+            bound.withLock { $0 }.map { ServiceInstance(service: service, id: id, url: "http://\(advertised):\($0)") }
         }
         try await ShopServerRunner.run(
             name: "\(service)-service", router: router, host: host, port: port, settings: settings, services: services + [registration], logger: logger,

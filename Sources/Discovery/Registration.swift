@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import ShopServer
 
 /// One running instance of a service, as discovery knows it.
 public struct ServiceInstance: Codable, Sendable, Hashable {
@@ -15,7 +16,10 @@ public struct ServiceInstance: Codable, Sendable, Hashable {
 
 }
 
-/// Where a deployment's instances are listed: one etcd, one namespace.
+/// Where a deployment's instances are listed: one etcd, one namespace; or,
+/// with `DISCOVERY=dns`, nowhere: each caller asks DNS for a service's
+/// name, and every address the name has is an instance (a Kubernetes
+/// headless Service, a Compose service name).
 public struct ServiceRegistry: Sendable {
     public let etcd: EtcdClient
     /// Keeps deployments that share one etcd apart (two copies of a stage,
@@ -24,12 +28,38 @@ public struct ServiceRegistry: Sendable {
     public let namespace: String
     /// Seconds a silent instance stays listed. Keep-alives go every third of it.
     public let leaseTTL: Int
+    /// With DNS discovery, a service's URL with `{service}` for its name;
+    /// nil: etcd.
+    public let dnsURL: String?
 
-    public init(etcd: EtcdClient, namespace: String, leaseTTL: Int = 5) {
+    public init(etcd: EtcdClient, namespace: String, leaseTTL: Int = 5, dnsURL: String? = nil) {
         self.etcd = etcd
         self.namespace = namespace
         self.leaseTTL = leaseTTL
+        self.dnsURL = dnsURL
     }
+
+    /// The registry the settings choose (`DISCOVERY`, `ETCD_URL`,
+    /// `DISCOVERY_TTL`, `DISCOVERY_DNS_URL`).
+    public init(settings: Settings, namespace: String) throws {
+        switch settings.discovery {
+        case "etcd":
+            self.init(etcd: EtcdClient(url: settings.etcdURL), namespace: namespace, leaseTTL: settings.discoveryTTLSeconds)
+        case "dns":
+            let sample = settings.discoveryDNSURL.replacingOccurrences(of: "{service}", with: "order")
+            guard settings.discoveryDNSURL.contains("{service}"), let host = URLComponents(string: sample)?.host, !host.isEmpty else {
+                throw DiscoveryError.badSetting("DISCOVERY_DNS_URL must be a URL with {service} for the service's name, like http://{service}:8080; got \(settings.discoveryDNSURL)")
+            }
+            self.init(
+                etcd: EtcdClient(url: settings.etcdURL), namespace: namespace, leaseTTL: settings.discoveryTTLSeconds,
+                dnsURL: settings.discoveryDNSURL)
+        default:
+            throw DiscoveryError.badSetting("DISCOVERY must be etcd or dns; got \(settings.discovery)")
+        }
+    }
+
+    /// True when instances are found by DNS, not in etcd.
+    public var usesDNS: Bool { dnsURL != nil }
 
     /// `/shop/<namespace>/services/`.
     public var prefix: String { "/shop/\(namespace)/services/" }
@@ -56,6 +86,14 @@ public struct ServiceRegistration: Service {
     }
 
     public func run() async throws {
+        if registry.usesDNS {
+            // Nothing to register: callers find this process by its name
+            // in DNS, which the platform keeps (Kubernetes lists a pod once
+            // its readiness probe passes).
+            logger.notice("discovery by DNS: not registering in etcd")
+            try? await gracefulShutdown()
+            return
+        }
         var me: ServiceInstance?
         while me == nil {
             me = await instance()
@@ -90,6 +128,16 @@ public struct ServiceRegistration: Service {
         if let lease {
             try? await etcd.revoke(lease: lease)
             logger.notice("deregistered from discovery", metadata: ["service": .string(instance.service)])
+        }
+    }
+}
+
+public enum DiscoveryError: Error, CustomStringConvertible {
+    case badSetting(String)
+
+    public var description: String {
+        switch self {
+        case .badSetting(let why): why
         }
     }
 }

@@ -28,7 +28,7 @@ public struct GatewayEdge: Sendable {
         self.stage = stage
         self.registry = registry
         auth = Authenticator(signer: signer)
-        directory = ServiceDirectory(registry)
+        directory = ServiceDirectory(registry, services: names)
         // Deadlines shrink inward: the gateway waits longer for a service (5 s)
         // than a service waits for the services it calls (2 s), so that an
         // inner retry can still finish before the outer call gives up.
@@ -93,7 +93,7 @@ public struct GatewayEdge: Sendable {
 
     /// `GET /admin/services` (what discovery knows, and whether each
     /// instance answers) and `GET /health` (etcd, and an instance that
-    /// answers for every service).
+    /// answers for every service; etcd only when discovery uses it).
     public func addDiscoveryRoutes(to router: Router<ShopRequestContext>) {
         router.get("/admin/services") { request, context in
             _ = try auth.admin(request, context: context)
@@ -101,7 +101,9 @@ public struct GatewayEdge: Sendable {
         }
         router.get("/health") { _, _ in
             let instances = await instances()
-            var health: [String: API.ServiceState] = ["gateway": .up, "etcd": await registry.etcd.isHealthy() ? .up : .down]
+            var health: [String: API.ServiceState] = ["gateway": .up]
+            // With DNS discovery etcd is not the gateway's to watch.
+            if !registry.usesDNS { health["etcd"] = await registry.etcd.isHealthy() ? .up : .down }
             for name in services.keys {
                 health[name] = instances.contains { $0.service == name && $0.status == .up } ? .up : .down
             }

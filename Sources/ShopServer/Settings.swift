@@ -44,6 +44,19 @@ public struct Settings: Sendable {
     /// `SHOP_NAMESPACE` (or the older `DISCOVERY_NAMESPACE`); nil: derived
     /// from the deployment's data folder.
     public var namespace: String?
+    /// `ADVERTISE_HOST`: the name or address other processes reach this one
+    /// at, as it registers itself in etcd. nil: `host`, unless that is a
+    /// wildcard (`0.0.0.0`, `::`, as in a container), then the machine's
+    /// host name (see `advertisedHost`).
+    public var advertiseHost: String?
+    /// `DISCOVERY`: `etcd` (the default: every instance registers under a
+    /// lease) or `dns` (callers resolve a name per service and use every
+    /// address it has: Kubernetes' headless Services, Compose's service
+    /// names). Anything else is refused when the registry is made.
+    public var discovery: String
+    /// `DISCOVERY_DNS_URL`: with `DISCOVERY=dns`, a service's URL, where
+    /// `{service}` stands for its name (`http://{service}:8080`).
+    public var discoveryDNSURL: String
     /// `DISCOVERY_TTL`: seconds a silent instance stays listed.
     public var discoveryTTLSeconds: Int
     /// `RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`: each caller's token bucket.
@@ -109,6 +122,9 @@ public struct Settings: Sendable {
 
         etcdURL = etcd?.etcd ?? string("ETCD_URL") ?? "http://127.0.0.1:2379"
         namespace = string("SHOP_NAMESPACE") ?? string("DISCOVERY_NAMESPACE")
+        advertiseHost = string("ADVERTISE_HOST")
+        discovery = string("DISCOVERY")?.lowercased() ?? "etcd"
+        discoveryDNSURL = string("DISCOVERY_DNS_URL") ?? "http://{service}:8080"
         discoveryTTLSeconds = int("DISCOVERY_TTL").flatMap { $0 > 0 ? $0 : nil } ?? 5
         rateLimitPerSecond = double("RATE_LIMIT_PER_SECOND") ?? 1_000
         rateLimitBurst = double("RATE_LIMIT_BURST") ?? 2_000
@@ -134,6 +150,14 @@ public struct Settings: Sendable {
     /// A variable of the environment as read at start (empty counts as unset).
     public func string(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
     public func int(_ name: String) -> Int? { string(name).flatMap(Int.init) }
+
+    /// The host this process's URL is registered under (`advertiseHost`):
+    /// a wildcard address is where a process listens, never where it can
+    /// be reached from another machine. IPv6 literals come in brackets.
+    public var advertisedHost: String {
+        let name = advertiseHost ?? (["0.0.0.0", "::", "[::]", ""].contains(host) ? ProcessInfo.processInfo.hostName : host)
+        return name.contains(":") && !name.hasPrefix("[") ? "[\(name)]" : name
+    }
 
     /// The port, or the service's default.
     public func port(default fallback: Int = 8080) -> Int { port ?? fallback }

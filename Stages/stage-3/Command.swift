@@ -77,10 +77,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: name)
         let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
         // Started by hand, a service joins the deployment its folder is in.
-        let registry = ServiceRegistry(
-            etcd: EtcdClient(url: settings.etcdURL),
-            namespace: Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings),
-            leaseTTL: settings.discoveryTTLSeconds)
+        let registry = try ServiceRegistry(
+            settings: settings, namespace: Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings))
         let router: Router<ShopRequestContext>
         switch service {
         case .gateway:

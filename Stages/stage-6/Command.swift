@@ -87,7 +87,7 @@ struct Serve: AsyncParsableCommand {
         let dataDir = try settings.dataFolder(stage: "\(ThisStage.name)/\(service.rawValue)")
         // Started by hand, a service joins the deployment its folder is in.
         let namespace = Deployment.namespace(stage: ThisStage.number, serviceDataDir: dataDir, settings: settings)
-        let registry = ServiceRegistry(etcd: EtcdClient(url: settings.etcdURL), namespace: namespace, leaseTTL: settings.discoveryTTLSeconds)
+        let registry = try ServiceRegistry(settings: settings, namespace: namespace)
         func messaging() throws -> ServiceMessaging {
             try ServiceMessaging(service: service.rawValue, namespace: namespace, settings: settings, logger: logger)
         }

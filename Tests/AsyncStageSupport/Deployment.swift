@@ -12,11 +12,35 @@ import Testing
 /// its topics on the Kafka broker too).
 public struct Deployment: Sendable {
     public let number: Int
-    public let stage: StageProcess
     public let api: ShopAPI
     public let admin: Session
     public let namespace: String
     public let environment: [String: String]
+    /// The stage's supervisor, when this test started the deployment.
+    private let process: StageProcess?
+    /// The payment service's data folder (its rows are the charges' truth).
+    let paymentData: URL
+
+    /// The stage this test started (not one attached by address).
+    public var stage: StageProcess {
+        guard let process else { preconditionFailure("a deployment attached by its address has no process of this test's") }
+        return process
+    }
+
+    init(number: Int, process: StageProcess?, api: ShopAPI, admin: Session, namespace: String, environment: [String: String], paymentData: URL) {
+        self.number = number; self.process = process; self.api = api; self.admin = admin
+        self.namespace = namespace; self.environment = environment; self.paymentData = paymentData
+    }
+
+    /// A deployment something else started (scripts/multihost's hosts),
+    /// reached through its gateway's address.
+    public static func attach(stage number: Int, baseURL: String, namespace: String, paymentData: URL) async throws -> Deployment {
+        let api = ShopAPI(baseURL: baseURL, http: HTTPClient(timeout: .seconds(10)))
+        let login = try await api.login(email: Launcher.adminEmail, password: Launcher.adminPassword)
+        return Deployment(
+            number: number, process: nil, api: api, admin: Session(user: login.user, token: login.token, password: Launcher.adminPassword),
+            namespace: namespace, environment: [:], paymentData: paymentData)
+    }
 
     public static func start(stage number: Int, _ environment: [String: String] = [:]) async throws -> Deployment {
         // From the id's random half: its first half is the time in
@@ -35,8 +59,8 @@ public struct Deployment: Sendable {
         try await stage.waitUntilHealthy(api)
         let login = try await api.login(email: Launcher.adminEmail, password: Launcher.adminPassword)
         return Deployment(
-            number: number, stage: stage, api: api, admin: Session(user: login.user, token: login.token, password: Launcher.adminPassword),
-            namespace: namespace, environment: env)
+            number: number, process: stage, api: api, admin: Session(user: login.user, token: login.token, password: Launcher.adminPassword),
+            namespace: namespace, environment: env, paymentData: stage.dataDir.appendingPathComponent("payment"))
     }
 
     public var exchange: String { "\(namespace).shop" }
@@ -75,7 +99,7 @@ public struct Deployment: Sendable {
     public func moneyMovements() throws -> [(orderId: String, kind: String, outcome: String, amountCents: Int)] {
         var configuration = Configuration()
         configuration.readonly = true
-        let db = try DatabaseQueue(path: stage.dataDir.appendingPathComponent("payment/payments.sqlite").path, configuration: configuration)
+        let db = try DatabaseQueue(path: paymentData.appendingPathComponent("payments.sqlite").path, configuration: configuration)
         return try db.read { db in
             try Row.fetchAll(db, sql: "SELECT orderId, kind, outcome, amountCents FROM payments").map {
                 ($0["orderId"], $0["kind"], $0["outcome"], $0["amountCents"])
@@ -86,7 +110,7 @@ public struct Deployment: Sendable {
     /// Stops the stage and deletes its exchanges and queues (and from stage
     /// 5 its jobs), so that test runs do not pile up on a developer's brokers.
     public func finish() async throws {
-        await stage.stop()
+        await process?.stop()
         _ = try await pika("""
             import json, sys, pika
             url, exchange = sys.argv[1:3]
