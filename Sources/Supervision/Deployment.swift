@@ -46,7 +46,10 @@ public enum Deployment {
 
     /// The settings every process of the deployment gets from the supervisor.
     public static func environment(namespace: String, etcd: String, amqp: String? = nil, redis: String? = nil, kafka: String? = nil) -> [String: String] {
-        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace]
+        // On one machine the services find each other in etcd whatever the
+        // caller's environment says: by DNS each would need a name and an
+        // address of its own (see deploy/README.md).
+        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace, "DISCOVERY": "etcd"]
         if let amqp { shared["AMQP_URL"] = amqp }
         if let redis { shared["REDIS_URL"] = redis }
         if let kafka { shared["KAFKA_BOOTSTRAP"] = kafka }
