@@ -20,6 +20,7 @@ public actor ServiceDirectory {
     /// DNS only: the services to resolve, and each one's last answer.
     private var names: Set<String>
     private var resolved: [String: (instances: [ServiceInstance], at: ContinuousClock.Instant)] = [:]
+    private var lookups: [String: Task<[ServiceInstance], Never>] = [:]
     private var next: [String: Int] = [:]
     /// Instances that just failed a call are skipped for a moment: etcd will
     /// drop a dead one when its lease expires, but until then nobody should
@@ -53,9 +54,13 @@ public actor ServiceDirectory {
 
     public func all() async -> [ServiceInstance] {
         if registry.usesDNS {
-            var all: [ServiceInstance] = []
-            for name in names.sorted() { all += await resolve(name) }
-            return all
+            // Side by side: one slow name must not hold up the others.
+            return await withTaskGroup(of: [ServiceInstance].self) { group in
+                for name in names { group.addTask { await self.resolve(name) } }
+                var all: [ServiceInstance] = []
+                for await some in group { all += some }
+                return all.sorted { ($0.service, $0.id) < ($1.service, $1.id) }
+            }
         }
         await refreshIfStale()
         return cache
@@ -89,24 +94,36 @@ public actor ServiceDirectory {
     /// per address. A name that does not resolve has none (Kubernetes
     /// lists no pod that is not ready); a lookup that fails otherwise
     /// keeps the last answer, as an etcd outage does.
+    ///
+    /// One lookup per name at a time: the callers that arrive while it runs
+    /// (every request at the gateway, when the second is up) wait for its
+    /// answer instead of each taking a thread for one of their own.
     private func resolve(_ service: String) async -> [ServiceInstance] {
         if let last = resolved[service], ContinuousClock.now - last.at < refreshEvery { return last.instances }
-        guard let template = registry.dnsURL, let url = URLComponents(string: template.replacingOccurrences(of: "{service}", with: service)),
+        if let running = lookups[service] { return await running.value }
+        let (template, previous) = (registry.dnsURL, resolved[service]?.instances ?? [])
+        let lookup = Task { await Self.lookUp(service, template: template, previous: previous) }
+        lookups[service] = lookup
+        let instances = await lookup.value
+        lookups[service] = nil
+        resolved[service] = (instances, .now)
+        return instances
+    }
+
+    private static func lookUp(_ service: String, template: String?, previous: [ServiceInstance]) async -> [ServiceInstance] {
+        guard let template, let url = URLComponents(string: template.replacingOccurrences(of: "{service}", with: service)),
             let host = url.host
         else { return [] }
-        let instances: [ServiceInstance]
         switch await NameLookup.addresses(of: host) {
         case .success(let addresses):
-            instances = addresses.map { address in
+            return addresses.map { address in
                 let literal = address.contains(":") ? "[\(address)]" : address
                 let base = "\(url.scheme ?? "http")://\(literal)" + (url.port.map { ":\($0)" } ?? "") + url.path
                 return ServiceInstance(service: service, id: "\(service)@\(address)", url: base)
             }
         case .failure:
-            instances = resolved[service]?.instances ?? []
+            return previous
         }
-        resolved[service] = (instances, .now)
-        return instances
     }
 
     private func refreshIfStale() async {
@@ -175,7 +192,8 @@ public struct DiscoveredService: Sendable {
 
 /// Name lookups by the system's resolver (`getaddrinfo`: /etc/hosts, then
 /// DNS, as every other program on the machine). It blocks, so it runs on
-/// a thread of its own, never on one of Swift's two cooperative threads.
+/// a Dispatch thread, never on one of the cooperative pool's few threads
+/// (one per core), where it would stall every task beside it.
 enum NameLookup {
     struct Failed: Error { let code: Int32 }
 
@@ -191,7 +209,11 @@ enum NameLookup {
 
     private static func lookup(_ host: String) -> Result<[String], Failed> {
         var hints = addrinfo()
+        #if canImport(Glibc)
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
         var list: UnsafeMutablePointer<addrinfo>?
         let code = getaddrinfo(host, nil, &hints, &list)
         // No such name, or a name without addresses (glibc's EAI_NODATA, -5,

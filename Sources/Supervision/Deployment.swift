@@ -48,8 +48,10 @@ public enum Deployment {
     public static func environment(namespace: String, etcd: String, amqp: String? = nil, redis: String? = nil, kafka: String? = nil) -> [String: String] {
         // On one machine the services find each other in etcd whatever the
         // caller's environment says: by DNS each would need a name and an
-        // address of its own (see deploy/README.md).
-        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace, "DISCOVERY": "etcd"]
+        // address of its own (see deploy/README.md), and each registers the
+        // loopback address it listens on, not an `ADVERTISE_HOST` meant for
+        // something else (an empty variable counts as unset).
+        var shared = ["ETCD_URL": etcd, "SHOP_NAMESPACE": namespace, "DISCOVERY": "etcd", "ADVERTISE_HOST": ""]
         if let amqp { shared["AMQP_URL"] = amqp }
         if let redis { shared["REDIS_URL"] = redis }
         if let kafka { shared["KAFKA_BOOTSTRAP"] = kafka }
