@@ -261,6 +261,23 @@ public final class AMQPChannel: MessagePublisher {
         try await io.perform { [id] core throws(AMQPError) in try core.reject(on: id, deliveryTag: deliveryTag, requeue: requeue) }
     }
 
+    // Settling without waiting: queued to the connection's thread, sent in
+    // the order queued, and not awaited (the broker does not answer them).
+    // If the connection is gone the frame is not sent, and the broker
+    // delivers the message again on the next one.
+
+    public func sendAck(deliveryTag: UInt64, multiple: Bool = false) {
+        io.submit { [id] core in try? core.ack(on: id, deliveryTag: deliveryTag, multiple: multiple) }
+    }
+
+    public func sendNack(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) {
+        io.submit { [id] core in try? core.nack(on: id, deliveryTag: deliveryTag, multiple: multiple, requeue: requeue) }
+    }
+
+    public func sendReject(deliveryTag: UInt64, requeue: Bool) {
+        io.submit { [id] core in try? core.reject(on: id, deliveryTag: deliveryTag, requeue: requeue) }
+    }
+
     /// Closes the channel. Unacknowledged deliveries go back to their queues.
     public func close() async throws {
         try await io.perform { [id] core throws(AMQPError) in try core.closeChannel(id) }

@@ -45,10 +45,17 @@ struct OrderController<Commands: OrderCommands>: Sendable {
 struct OrderReadController: Sendable {
     let queries: OrderQueries
     let auth: Authenticator
+    let honoursWait: Bool
 
     func get(_ request: Request, context: ShopRequestContext) async throws -> Response {
         let principal = try auth.principal(request, context: context)
-        return Reply.json(try await queries.order(id: try context.parameters.id("id"), for: principal))
+        let id = try context.parameters.id("id")
+        guard honoursWait, let wait = PreferredWait(request.headers) else {
+            return Reply.json(try await queries.order(id: id, for: principal))
+        }
+        var response = Reply.json(try await queries.order(id: id, for: principal, waitingUpTo: wait.duration))
+        response.headers[.preferenceApplied] = wait.applied
+        return response
     }
 
     func list(_ request: Request, context: ShopRequestContext) async throws -> Response {
@@ -77,8 +84,11 @@ extension Router where Context == ShopRequestContext {
     }
 
     /// `GET /orders`, `GET /orders/{id}`, `GET /orders/{id}/invoice`.
-    public func addOrderReadRoutes(_ queries: OrderQueries, auth: Authenticator) {
-        let reads = OrderReadController(queries: queries, auth: auth)
+    /// `waitForDecisions`: `GET /orders/{id}` honours `Prefer: wait=N` (the
+    /// stages that decide after answering, 4 on, whose `OrderFlow` posts
+    /// each decision to `queries.decisions`).
+    public func addOrderReadRoutes(_ queries: OrderQueries, auth: Authenticator, waitForDecisions: Bool = false) {
+        let reads = OrderReadController(queries: queries, auth: auth, honoursWait: waitForDecisions)
         get("/orders", use: reads.list)
         get("/orders/:id", use: reads.get)
         get("/orders/:id/invoice", use: reads.invoice)

@@ -2,6 +2,7 @@ import Auth
 import Common
 import Foundation
 import GRDB
+import ShopServer
 import Storage
 
 /// Reading orders, and the Idempotency-Key rule: the same at every stage
@@ -9,6 +10,10 @@ import Storage
 public struct OrderQueries: Sendable {
     let db: any DatabaseWriter
     let invoices: Invoices
+    /// Who is waiting for which order's decision (`Prefer: wait`). The
+    /// stage that decides orders later than the request (4 on) posts each
+    /// decision here once it is committed.
+    public let decisions = WaitList()
 
     public init(db: any DatabaseWriter) {
         self.db = db
@@ -26,6 +31,14 @@ public struct OrderQueries: Sendable {
                 throw ShopError.notFound("order \(id)")
             }
             return order.api(items: try OrderItemRecord.lines(of: id, in: db))
+        }
+    }
+
+    /// The order once it is decided, or as it is after `wait`, whichever
+    /// comes first (`GET /orders/{id}` with `Prefer: wait=N`).
+    public func order(id: String, for principal: Principal, waitingUpTo wait: Duration) async throws -> API.Order {
+        try await decisions.read(id, waitingUpTo: wait, until: { $0.status != .pending }) {
+            try await order(id: id, for: principal)
         }
     }
 

@@ -144,7 +144,7 @@ public struct DiscoveredService: Sendable {
     public let service: String
     public let directory: ServiceDirectory
     let http: HTTPClient
-    let timeout: Duration
+    public let timeout: Duration
 
     public init(_ service: String, directory: ServiceDirectory, http: HTTPClient, timeout: Duration = .seconds(2)) {
         self.service = service
@@ -155,16 +155,17 @@ public struct DiscoveredService: Sendable {
 
     var displayName: String { "the \(service) service" }
 
-    /// The raw response from the first instance that answers.
+    /// The raw response from the first instance that answers. `timeout`
+    /// replaces the service's deadline for this call.
     public func send(
         _ method: String, _ path: String, body: [UInt8]? = nil, token: String? = nil, requestId: String? = nil,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [], timeout: Duration? = nil
     ) async throws -> HTTPResponse {
         let candidates = await directory.instances(of: service)
         for instance in candidates {
-            let client = ServiceClient(name: displayName, baseURL: instance.url, timeout: timeout, http: http)
+            let client = ServiceClient(name: displayName, baseURL: instance.url, timeout: self.timeout, http: http)
             do {
-                return try await client.sendRaw(method, path, body: body, token: token, requestId: requestId, headers: headers)
+                return try await client.sendRaw(method, path, body: body, token: token, requestId: requestId, headers: headers, timeout: timeout)
             } catch {
                 await directory.markFailed(instance)
                 let nothingSent: Bool

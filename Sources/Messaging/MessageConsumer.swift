@@ -54,7 +54,13 @@ public struct MessageConsumer: Service {
     }
 
     public func run() async throws {
-        let service = ConsumerService(client: client, queue: topology.queue(queue), prefetch: prefetch, logger: logger) { delivery in
+        // Side by side, up to `prefetch` at once; one order's messages one
+        // after another, in the order they came (a saga's steps, an order's
+        // emails). Messages about no order are independent of each other.
+        let service = ConsumerService(
+            client: client, queue: topology.queue(queue), prefetch: prefetch, logger: logger,
+            orderedBy: { $0.properties.correlationID ?? $0.properties.messageID ?? "delivery \($0.deliveryTag)" }
+        ) { delivery in
             await handle(delivery)
         }
         try await service.run()

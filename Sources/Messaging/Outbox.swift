@@ -90,10 +90,16 @@ public enum Inbox {
     /// record of the message's id, and the outgoing messages it returns
     /// go to the outbox in that same transaction. Answers false (and runs
     /// nothing) for a message already processed.
+    ///
+    /// The transaction shares its commit with whatever else this process
+    /// is writing to `db` at that moment (`GroupCommit.shared`): a consumer
+    /// handling a burst of deliveries side by side pays for one commit, not
+    /// one per message, and each delivery is still acknowledged only after
+    /// the commit that holds its effect.
     @discardableResult
     public static func once(
         _ message: IncomingMessage, db: any DatabaseWriter, relay: OutboxRelay?,
-        _ effect: @Sendable (Database) throws -> [OutgoingMessage]
+        _ effect: @escaping @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
         try await once(id: message.id, type: message.type, db: db, relay: relay, effect)
     }
@@ -102,9 +108,9 @@ public enum Inbox {
     @discardableResult
     static func once(
         id: String, type: String, db: any DatabaseWriter, relay: OutboxRelay?,
-        _ effect: @Sendable (Database) throws -> [OutgoingMessage]
+        _ effect: @escaping @Sendable (Database) throws -> [OutgoingMessage]
     ) async throws -> Bool {
-        let sent: [OutgoingMessage]? = try await db.write { db in
+        let sent: [OutgoingMessage]? = try await GroupCommit.shared(db).write { db in
             guard try claim(id: id, type: type, in: db) else { return nil }
             let outgoing = try effect(db)
             try Outbox.add(outgoing, in: db)
@@ -240,7 +246,10 @@ public final class OutboxRelay: Service, Sendable {
             guard let last = batch.last?.seq else { return }
             try await destination.deliver(batch.map(\.message))
             MessagingMetrics.published(batch.map(\.message))
-            let _: Int = try await db.write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
+            // The delete joins the commit of whatever else is being written
+            // (a consumer's inbox transactions, an order placed), rather
+            // than costing a commit of its own.
+            let _: Int = try await GroupCommit.shared(db).write { db in try db.run(cached: "DELETE FROM outbox WHERE seq <= ?", [last]) }
         }
     }
 }

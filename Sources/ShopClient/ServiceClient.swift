@@ -58,9 +58,11 @@ public struct ServiceClient: Sendable {
     /// The request as it is, transport errors included (`HTTPClientError`),
     /// for a caller that retries elsewhere (a client balancing over several
     /// instances).
+    /// `timeout` replaces the client's for this call (one that is meant to
+    /// take long, such as a request that waits for news).
     public func sendRaw(
         _ method: String, _ path: String, body: [UInt8]?, token: String?, requestId: String?,
-        headers extra: [(String, String)] = []
+        headers extra: [(String, String)] = [], timeout: Duration? = nil
     ) async throws -> HTTPResponse {
         // A span of its own, so that the service called names this call as
         // its parent; its `traceparent` goes with the request.
@@ -71,7 +73,7 @@ public struct ServiceClient: Sendable {
             Observability.inject(into: &headers, using: HeaderPairsCarrier())
             let started = ContinuousClock.now
             do {
-                let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout)
+                let response = try await http.send(method, baseURL + path, headers: headers, body: body, timeout: timeout ?? self.timeout)
                 Self.record(target, outcome: response.status >= 500 ? "server_error" : "answered", since: started)
                 return response
             } catch {

@@ -75,15 +75,46 @@ public struct ShopAPI: Sendable {
         try await call("GET", "/orders/\(id)", token: token).expect(200)
     }
 
-    /// Polls until the order has left `pending`, or fails at the deadline.
+    /// `GET /orders/{id}` with `Prefer: wait=N`: a pending order is
+    /// answered when it is decided, or after `wait` as it then is (stage 4
+    /// on; earlier stages answer at once, as the RFC lets them).
+    /// `applied` says whether the server honoured the wait.
+    public func order(_ id: String, token: String, wait: Int) async throws -> (order: API.Order, applied: Bool) {
+        // The client's own deadline must outlast the server's wait.
+        let response = try await call("GET", "/orders/\(id)", token: token, headers: [("Prefer", "wait=\(wait)")],
+                                      timeout: .seconds(wait + 10))
+        return (try response.expect(200), response.header("Preference-Applied") == "wait=\(wait)")
+    }
+
+    /// Waits until the order has left `pending`, or fails at the deadline.
     /// Asynchronous stages decide later than the request; stage 1 has
-    /// already decided when it answers.
+    /// already decided when it answers. Each request asks the server to
+    /// hold it until the decision (`Prefer: wait`); a server that does not
+    /// is asked again every 20 ms.
     public func decidedOrder(_ id: String, token: String, within deadline: Duration = .seconds(10)) async throws -> API.Order {
-        try await Poll.until("order \(id) is decided", within: deadline) {
-            let order = try await self.order(id, token: token)
-            return order.status.isDecided ? order : nil
+        let clock = ContinuousClock()
+        let end = clock.now + deadline
+        var lastError: String?
+        while true {
+            let left = end - clock.now
+            let wait = min(PreferredWaitLimit.seconds, max(1, Int(left.components.seconds)))
+            var honoured = false
+            do {
+                let (order, applied) = try await self.order(id, token: token, wait: wait)
+                if order.status.isDecided { return order }
+                honoured = applied
+            } catch {
+                lastError = "\(error)"
+            }
+            if clock.now >= end { throw Poll.TimedOut(what: "order \(id) is decided", after: deadline, lastError: lastError) }
+            if !honoured { try await Task.sleep(for: .milliseconds(20)) }
         }
     }
+}
+
+/// The longest `Prefer: wait` the contract honours, in seconds.
+public enum PreferredWaitLimit {
+    public static let seconds = 30
 }
 
 /// A signed-in user.

@@ -25,7 +25,15 @@ import Synchronization
 /// Databases with a write-ahead log do the same (PostgreSQL, MySQL's binary
 /// log group commit).
 public final class GroupCommit: Sendable {
-    private let pool: any DatabaseWriter
+    /// The database, held by this group commit (`init`), or only borrowed
+    /// (`shared`): a caller of `write` holds the database for as long as
+    /// its write is queued, so a borrowed one cannot go while there is work.
+    private let owned: (any DatabaseWriter)?
+    private weak let borrowed: (any DatabaseWriter)?
+    private var pool: any DatabaseWriter {
+        guard let pool = owned ?? borrowed else { preconditionFailure("a group commit outlived its database with writes queued") }
+        return pool
+    }
     private let queue = Mutex(Queue())
 
     private struct Queue {
@@ -63,9 +71,37 @@ public final class GroupCommit: Sendable {
     private let grouped: Bool
 
     public init(_ pool: any DatabaseWriter, grouped: Bool = true) {
-        self.pool = pool
+        self.owned = pool
+        self.borrowed = nil
         self.grouped = grouped
     }
+
+    private init(borrowing pool: any DatabaseWriter) {
+        self.owned = nil
+        self.borrowed = pool
+        self.grouped = true
+    }
+
+    /// The group commit every part of a process shares for this database:
+    /// a consumer's inbox transactions (`Inbox.once`), the outbox relay's
+    /// deletes and a service's own writes all queue for the same commits.
+    /// Two group commits on one database would each commit on their own,
+    /// and the writer would do twice the commits for the same work.
+    ///
+    /// The registry does not keep a database alive: an entry whose database
+    /// has gone is replaced (tests open and drop many).
+    public static func shared(_ db: any DatabaseWriter) -> GroupCommit {
+        let key = ObjectIdentifier(db)
+        return registry.withLock { entries in
+            if let found = entries[key], found.borrowed === db { return found }
+            entries = entries.filter { $0.value.borrowed != nil }
+            let made = GroupCommit(borrowing: db)
+            entries[key] = made
+            return made
+        }
+    }
+
+    private static let registry = Mutex<[ObjectIdentifier: GroupCommit]>([:])
 
     /// Runs `updates` in a transaction shared with whatever else is queued,
     /// and answers after the commit. Same contract as `DatabasePool.write`:

@@ -46,6 +46,10 @@ public final class ReadModel: Service, Sendable {
     /// serving (`lastRebuild` says why).
     public typealias Verify = @Sendable (Database, _ live: Int, _ rebuilt: Int) throws -> String?
 
+    /// Called with each event once its change is committed (so that a
+    /// reader waiting for it, `Prefer: wait`, reads it).
+    public typealias Committed = @Sendable (ReceivedEvent) -> Void
+
     /// Whether this instance's consumer has joined its group (see `StreamConsumer.hasJoined`).
     public var hasJoined: Bool { stream.withLock { $0?.hasJoined ?? false } }
     private let stream = Mutex<StreamConsumer?>(nil)
@@ -56,6 +60,7 @@ public final class ReadModel: Service, Sendable {
     let tables: [String]
     let apply: Apply
     let verify: Verify?
+    let committed: Committed?
     /// The version the model's code reads each event as, by name (others:
     /// the newest); see `EventRecords.read`.
     let readAs: [String: Int]
@@ -110,8 +115,10 @@ public final class ReadModel: Service, Sendable {
     /// switch deletes the old generation's rows from them.
     public init(
         name: String, db: any DatabaseWriter, consumer configuration: KafkaConsumerConfiguration, deadLetters: DeadLetterTopic,
-        catalog: EventCatalog, tables: [String], logger: Logger, readAs: [String: Int] = [:], verify: Verify? = nil, apply: @escaping Apply
+        catalog: EventCatalog, tables: [String], logger: Logger, readAs: [String: Int] = [:], verify: Verify? = nil,
+        committed: Committed? = nil, apply: @escaping Apply
     ) {
+        self.committed = committed
         self.readAs = readAs
         self.name = name
         self.db = db
@@ -245,22 +252,25 @@ public final class ReadModel: Service, Sendable {
         let tables = self.tables
         let apply = self.apply
         let verify = self.verify
-        let switched: Int? = try await db.write { db in
+        let (switched, applied): (Int?, Bool) = try await db.write { db in
             // The generation moved on (a replay started, or switched, in
             // another process): this consumer is about to be repositioned.
-            guard try Self.targetGeneration(db) == generation else { return nil }
+            guard try Self.targetGeneration(db) == generation else { return (nil, false) }
             let next = try Int64.fetchOne(db, cached: "SELECT nextOffset FROM read_model_positions WHERE generation = ? AND topic = ? AND partition = ?",
                                           [generation, record.topic, Int(record.partition)]) ?? 0
-            guard record.offset >= next else { return nil }
+            guard record.offset >= next else { return (nil, false) }
+            var applied = false
             if try db.run(cached: "INSERT OR IGNORE INTO read_model_events (generation, eventId) VALUES (?, ?)", [generation, event.id]) == 1 {
                 try apply(event, generation, db)
+                applied = true
             }
             try db.run(cached: """
                 INSERT INTO read_model_positions (generation, topic, partition, nextOffset) VALUES (?, ?, ?, ?)
                 ON CONFLICT (generation, topic, partition) DO UPDATE SET nextOffset = excluded.nextOffset
                 """, [generation, record.topic, Int(record.partition), record.offset + 1])
-            return try Self.switchIfCaughtUp(db, tables: tables, verify: verify)
+            return (try Self.switchIfCaughtUp(db, tables: tables, verify: verify), applied)
         }
+        if applied { committed?(event) }
         if let switched { logger.notice("read model \(name): the rebuild caught up; generation \(switched) is live") }
     }
 

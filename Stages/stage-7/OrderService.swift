@@ -44,7 +44,8 @@ enum OrderService {
 
         let router = ShopServerRunner.makeRouter()
         router.addOrderWriteRoutes(orders, auth: auth)
-        router.addOrderReadRoutes(orders.queries, auth: auth)
+        // A client may wait for the decision in one request (`Prefer: wait=N`).
+        router.addOrderReadRoutes(orders.queries, auth: auth, waitForDecisions: true)
         router.addServiceHealth(stage: ThisStage.number, name: "order", db: db, messaging: messaging)
         return (router, [messaging.client, relay, results, invoices, deadlines] + messaging.housekeeping(for: db))
     }

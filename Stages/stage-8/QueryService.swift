@@ -40,10 +40,14 @@ enum QueryService {
     static func build(settings: Settings, dataDir: URL, messaging: ServiceMessaging, registry: ServiceRegistry, logger: Logger) throws -> (Router<ShopRequestContext>, [any Service]) {
         let credentials = try Credentials.load(dataDir: dataDir, settings: settings, logger: logger)
         let auth = Authenticator(signer: credentials.signer)
+        // Readers waiting for an order to be decided (`Prefer: wait`): told
+        // of each of its events once the view has committed it.
+        let decisions = WaitList()
         let (views, viewsDB) = try ReadModelService.model(
             group: OrderViews.name, settings: settings, dataDir: dataDir, messaging: messaging, migrations: OrderViews.migrations,
             tables: OrderViews.tables.map(\.name), logger: logger,
             verify: { db, live, rebuilt in try ReadModel.compare(db, tables: OrderViews.tables, live: live, rebuilt: rebuilt) },
+            committed: { event in if let stored = try? event.recorded { decisions.post(stored.stream) } },
             apply: OrderViews.apply)
         let (sales, salesDB) = try ReadModelService.model(
             group: SalesView.name, settings: settings, dataDir: dataDir, messaging: messaging, migrations: SalesView.migrations,
@@ -89,9 +93,15 @@ enum QueryService {
             let principal = try auth.principal(request, context: context)
             let orderId = try context.parameters.id("id")
             try await projections[0].waitFor(request)
-            guard let order = try await viewsDB.read({ db in try OrderViews.order(db, id: orderId) }),
-                  principal.isAdmin || order.userId == principal.userId else { throw ShopError.notFound("order \(orderId)") }
-            return Reply.json(order.api)
+            let read = { @Sendable () async throws -> API.Order in
+                guard let order = try await viewsDB.read({ db in try OrderViews.order(db, id: orderId) }),
+                      principal.isAdmin || order.userId == principal.userId else { throw ShopError.notFound("order \(orderId)") }
+                return order.api
+            }
+            guard let wait = PreferredWait(request.headers) else { return Reply.json(try await read()) }
+            var response = Reply.json(try await decisions.read(orderId, waitingUpTo: wait.duration, until: { $0.status != .pending }, read))
+            response.headers[.preferenceApplied] = wait.applied
+            return response
         }
         router.get("/reports/sales") { request, context in
             _ = try auth.admin(request, context: context)

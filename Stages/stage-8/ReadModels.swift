@@ -54,7 +54,8 @@ enum ReadModelService {
     /// consumer on the topics the group reads.
     static func model(
         group: String, settings: Settings, dataDir: URL, messaging: ServiceMessaging, migrations: [Migration],
-        tables: [String], logger: Logger, verify: ReadModel.Verify? = nil, apply: @escaping ReadModel.Apply
+        tables: [String], logger: Logger, verify: ReadModel.Verify? = nil, committed: ReadModel.Committed? = nil,
+        apply: @escaping ReadModel.Apply
     ) throws -> (ReadModel, DatabasePool) {
         guard let definition = StageTopology.group(group), definition.replayable else { preconditionFailure("\(group) is not a read model") }
         // Shared by every instance of the service (the supervisor gives them
@@ -67,7 +68,7 @@ enum ReadModelService {
         consumer.autoCommitStoredEvery = StageTopology.commitEvery
         let model = ReadModel(
             name: group, db: db, consumer: consumer, deadLetters: messaging.deadLetters, catalog: EventLog.catalog,
-            tables: tables, logger: logger, readAs: EventLog.readAs, verify: verify, apply: apply)
+            tables: tables, logger: logger, readAs: EventLog.readAs, verify: verify, committed: committed, apply: apply)
         return (model, db)
     }
 }

@@ -40,10 +40,17 @@ extension ShopUnderTest {
 
     /// Waits until nothing about this product is still reserved (every
     /// order touching it decided), then answers its stock.
-    func settledInventory(_ productId: String) async throws -> API.Inventory {
-        try await Poll.until("stock of \(productId) is at rest", within: .seconds(10)) {
+    ///
+    /// With `available`, at rest with that many units: a test that knows
+    /// where the stock must end waits for it there. One event can have
+    /// consequences that land one by one (from stage 7, payment and
+    /// inventory each react to OrderCancelled on their own, so a refund can
+    /// show before sold units are back, with nothing reserved meanwhile).
+    func settledInventory(_ productId: String, available: Int? = nil) async throws -> API.Inventory {
+        let state = available.map { "at rest with \($0) available" } ?? "at rest"
+        return try await Poll.until("stock of \(productId) is \(state)", within: .seconds(10)) {
             let stock = try await api.inventory(productId)
-            return stock.reserved == 0 ? stock : nil
+            return stock.reserved == 0 && (available == nil || stock.available == available) ? stock : nil
         }
     }
 }

@@ -191,7 +191,10 @@ struct OrderFlow: OrderCommands {
             totalCents: order.totalCents, card: valid.card.digits)
         do {
             // The order and its message, in one transaction: both or neither.
-            try await db.write { db in
+            // It shares its commit with the other orders being placed and
+            // the messages being handled (stage 3's group commit, the one
+            // this database's inbox and outbox use too).
+            try await GroupCommit.shared(db).write { db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add(try OutgoingMessage(Topic.orderCreated, created, order: orderId), in: db)
@@ -346,8 +349,8 @@ struct OrderFlow: OrderCommands {
 
     /// A request's change to an order and its saga, with the messages it
     /// leads to, in one transaction; answers the order as it now is.
-    private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { db in
+    private func change(_ orderId: String, _ body: @escaping Change) async throws -> API.Order {
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await GroupCommit.shared(db).write { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let messages = try apply(body, to: &order, &saga, db)
@@ -356,7 +359,11 @@ struct OrderFlow: OrderCommands {
         }
         if sent { relay.wake() }
         // A request or a job that decided the order (stage 5 on: the deadline).
-        if decided { OrderMetrics.decided(answer.status, reason: answer.cancelReason) }
+        if decided {
+            OrderMetrics.decided(answer.status, reason: answer.cancelReason)
+            // Committed: a client waiting for it (`Prefer: wait`) is answered now.
+            queries.decisions.post(orderId)
+        }
         return answer
     }
 
@@ -379,6 +386,7 @@ struct OrderFlow: OrderCommands {
             if let reason = order.cancelReason { metadata["reason"] = .string(reason.rawValue) }
             logger.info("order decided", metadata: metadata)
             OrderMetrics.decided(order.status, reason: order.cancelReason)
+            queries.decisions.post(order.id)
         }
     }
 

@@ -212,7 +212,10 @@ struct OrderFlow: OrderCommands {
             totalCents: order.totalCents, card: valid.card.digits)
         do {
             // The order and its message, in one transaction: both or neither.
-            try await db.write { db in
+            // It shares its commit with the other orders being placed and
+            // the messages being handled (stage 3's group commit, the one
+            // this database's inbox and outbox use too).
+            try await GroupCommit.shared(db).write { db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add([
@@ -310,7 +313,7 @@ struct OrderFlow: OrderCommands {
     /// request used to wait for, in stages 1 to 3). Writing it twice is
     /// harmless: an order has one invoice row.
     func invoice(orderId: String) async throws {
-        try await db.write { [invoices] db in
+        try await GroupCommit.shared(db).write { [invoices] db in
             guard let order = try OrderRecord.find(orderId, in: db) else { throw JobFailure("order \(orderId) does not exist") }
             try invoices.generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
         }
@@ -429,8 +432,8 @@ struct OrderFlow: OrderCommands {
 
     /// A request's change to an order and its saga, with the messages it
     /// leads to, in one transaction; answers the order as it now is.
-    private func change(_ orderId: String, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { db in
+    private func change(_ orderId: String, _ body: @escaping Change) async throws -> API.Order {
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await GroupCommit.shared(db).write { db in
             guard var (order, saga) = try Self.load(orderId, db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let messages = try apply(body, to: &order, &saga, db)
@@ -439,7 +442,11 @@ struct OrderFlow: OrderCommands {
         }
         if sent { relay.wake() }
         // A request or a job that decided the order (stage 5 on: the deadline).
-        if decided { OrderMetrics.decided(answer.status, reason: answer.cancelReason) }
+        if decided {
+            OrderMetrics.decided(answer.status, reason: answer.cancelReason)
+            // Committed: a client waiting for it (`Prefer: wait`) is answered now.
+            queries.decisions.post(orderId)
+        }
         return answer
     }
 
@@ -462,6 +469,7 @@ struct OrderFlow: OrderCommands {
             if let reason = order.cancelReason { metadata["reason"] = .string(reason.rawValue) }
             logger.info("order decided", metadata: metadata)
             OrderMetrics.decided(order.status, reason: order.cancelReason)
+            queries.decisions.post(order.id)
         }
     }
 

@@ -178,7 +178,10 @@ struct OrderFlow: OrderCommands {
             total: Money(amountCents: order.totalCents, currency: "USD"), card: valid.card.digits)
         do {
             // The order and its event, in one transaction: both or neither.
-            try await db.write { [events] db in
+            // It shares its commit with the other orders being placed and
+            // the messages being handled (stage 3's group commit, the one
+            // this database's inbox and outbox use too).
+            try await GroupCommit.shared(db).write { [events] db in
                 try order.insert(db)
                 for line in lines { try line.insert(db) }
                 try Outbox.add([
@@ -260,7 +263,7 @@ struct OrderFlow: OrderCommands {
     /// request used to wait for, in stages 1 to 3). Writing it twice is
     /// harmless: an order has one invoice row.
     func invoice(orderId: String) async throws {
-        try await db.write { [invoices] db in
+        try await GroupCommit.shared(db).write { [invoices] db in
             guard let order = try OrderRecord.find(orderId, in: db) else { throw JobFailure("order \(orderId) does not exist") }
             try invoices.generate(for: order.api(items: try OrderItemRecord.lines(of: order.id, in: db)), customer: order.customer, in: db)
         }
@@ -307,8 +310,8 @@ struct OrderFlow: OrderCommands {
 
     /// A request's (or a job's) change to an order, with the events it
     /// publishes, in one transaction; answers the order as it now is.
-    private func change(_ orderId: String, cause: Cause, _ body: Change) async throws -> API.Order {
-        let (answer, sent, decided): (API.Order, Bool, Bool) = try await db.write { [events] db in
+    private func change(_ orderId: String, cause: Cause, _ body: @escaping Change) async throws -> API.Order {
+        let (answer, sent, decided): (API.Order, Bool, Bool) = try await GroupCommit.shared(db).write { [events] db in
             guard var order = try OrderRecord.find(orderId, in: db) else { throw ShopError.notFound("order \(orderId)") }
             let wasPending = order.status == .pending
             let published = try apply(body, to: &order, db)
@@ -318,7 +321,11 @@ struct OrderFlow: OrderCommands {
         }
         if sent { relay.wake() }
         // A request or a job that decided the order (stage 5 on: the deadline).
-        if decided { OrderMetrics.decided(answer.status, reason: answer.cancelReason) }
+        if decided {
+            OrderMetrics.decided(answer.status, reason: answer.cancelReason)
+            // Committed: a client waiting for it (`Prefer: wait`) is answered now.
+            queries.decisions.post(orderId)
+        }
         return answer
     }
 
@@ -342,6 +349,7 @@ struct OrderFlow: OrderCommands {
             if let reason = order.cancelReason { metadata["reason"] = .string(reason.rawValue) }
             logger.info("order decided", metadata: metadata)
             OrderMetrics.decided(order.status, reason: order.cancelReason)
+            queries.decisions.post(order.id)
         }
     }
 
