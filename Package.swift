@@ -132,6 +132,9 @@ let package = Package(
 
         /// A thread of its own for a C client's blocking calls (Redis, Kafka).
         .target(name: "BlockingThread", swiftSettings: swiftSettings),
+        /// Work side by side, one key's in arrival order: both brokers'
+        /// consumers (RabbitMQ's queues, Kafka's partitions) share it.
+        .target(name: "OrderedWork", swiftSettings: swiftSettings),
 
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         /// Redis over hiredis: commands as argument vectors, pipelining, Lua
@@ -168,7 +171,7 @@ let package = Package(
         .target(
             name: "AMQP",
             dependencies: [
-                "CRabbitMQ",
+                "CRabbitMQ", "OrderedWork",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -289,7 +292,7 @@ let package = Package(
         .target(
             name: "Streams",
             dependencies: [
-                "Kafka", "Events", "Messaging", "Storage", "ShopServer", "Common", "Observability",
+                "Kafka", "Events", "Messaging", "Storage", "ShopServer", "Common", "Observability", "OrderedWork",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -671,11 +674,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /// Against the Tansu broker scripts/test starts, with confluent-kafka as the peer.
+        /// Against the Tansu broker scripts/test starts, with confluent-kafka as the
+        /// peer; and Streams' consumer (side by side) on it.
         .testTarget(
             name: "KafkaTests",
             dependencies: [
-                "Kafka", "TestSupport",
+                "Kafka", "Streams", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

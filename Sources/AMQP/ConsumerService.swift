@@ -1,4 +1,5 @@
 import Logging
+import OrderedWork
 import ServiceLifecycle
 import Synchronization
 
@@ -152,74 +153,6 @@ final class AckBatcher: Sendable {
             }
             entry.pending.removeFirst(settled.count)
             channels[id] = entry.pending.isEmpty ? nil : entry
-        }
-    }
-}
-
-/// Per key, a line: `join` takes a place at the back, `wait` returns when
-/// every place before it has left.
-final class KeyedLines: Sendable {
-    private let lines = Mutex<[String: [Turn]]>([:])
-
-    func join(_ key: String) -> Turn {
-        lines.withLock { lines in
-            let turn = Turn(key: key, lines: self)
-            if lines[key] == nil {
-                lines[key] = [turn]
-                turn.open()
-            } else {
-                lines[key]!.append(turn)
-            }
-            return turn
-        }
-    }
-
-    fileprivate func leave(_ turn: Turn) {
-        let next = lines.withLock { lines -> Turn? in
-            guard var line = lines[turn.key], line.first === turn else { return nil }
-            line.removeFirst()
-            lines[turn.key] = line.isEmpty ? nil : line
-            return line.first
-        }
-        next?.open()
-    }
-
-    final class Turn: Sendable {
-        private enum Phase {
-            case closed
-            case waiting(CheckedContinuation<Void, Never>)
-            case open
-        }
-
-        let key: String
-        private let lines: KeyedLines
-        private let phase = Mutex(Phase.closed)
-
-        fileprivate init(key: String, lines: KeyedLines) {
-            self.key = key
-            self.lines = lines
-        }
-
-        func wait() async {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = phase.withLock { phase -> Bool in
-                    if case .open = phase { return true }
-                    phase = .waiting(continuation)
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        }
-
-        func leave() { lines.leave(self) }
-
-        fileprivate func open() {
-            let continuation = phase.withLock { phase -> CheckedContinuation<Void, Never>? in
-                defer { phase = .open }
-                if case .waiting(let continuation) = phase { return continuation }
-                return nil
-            }
-            continuation?.resume()
         }
     }
 }

@@ -51,25 +51,24 @@ public enum EventRecords {
         (try? decoder.decode(Subject.self, from: Data(body)))?.subject
     }
 
-    /// The event in a record, checked and brought by the catalogue to
-    /// `targetVersion`: the version the consumer's code reads (nil: the
-    /// newest the catalogue has). Anything else is poison. A consumer names
-    /// its version, as stage 6's do: the catalogue is shared by every stage,
-    /// so it also holds versions a consumer's stage never heard of (stage
-    /// 8's OrderCreated v4, which stage 7 has no upcaster to).
-    public static func read(_ record: KafkaConsumerMessage, catalog: EventCatalog, as targetVersion: Int? = nil) throws(MessageFailure) -> ReceivedEvent {
+    /// The record's envelope, parsed but not yet checked against a schema
+    /// (a record that has none is poison). A consumer looks at its type
+    /// first (`catalog.name(ofType:)`) to pass over the events it does not
+    /// subscribe to, then has the catalogue check the same envelope and
+    /// bring it to the version its code reads (`catalog.read(envelope,
+    /// as:)`; nil: the newest). A consumer names its version, as stage 6's
+    /// do: the catalogue is shared by every stage, so it also holds versions
+    /// a consumer's stage never heard of (stage 8's OrderCreated v4, which
+    /// stage 7 has no upcaster to). Whatever does not fit is poison.
+    public static func envelope(of record: KafkaConsumerMessage) throws(MessageFailure) -> CloudEvent {
         guard let value = record.value, !value.isEmpty else {
             throw .poison("the record at \(record.topic)[\(record.partition)]@\(record.offset) has no value")
         }
-        return try catalog.read(body: value, as: targetVersion)
-    }
-
-    /// The event's name (`OrderCreated`), from its envelope's type, before
-    /// anything else is checked; nil when the record is no CloudEvent or
-    /// its type is not in the catalogue (reading it then says why).
-    public static func name(of record: KafkaConsumerMessage, catalog: EventCatalog) -> String? {
-        guard let value = record.value, let envelope = try? CloudEvent(parsing: value) else { return nil }
-        return catalog.name(ofType: envelope.type)
+        do {
+            return try CloudEvent(parsing: value)
+        } catch {
+            throw .poison("the body is not a CloudEvent: \(error.description)")
+        }
     }
 
     /// What the inbox and the handlers of stages 4–6 need of a message.

@@ -62,7 +62,7 @@ public final class ReadModel: Service, Sendable {
     let verify: Verify?
     let committed: Committed?
     /// The version the model's code reads each event as, by name (others:
-    /// the newest); see `EventRecords.read`.
+    /// the newest); see `EventRecords.envelope`.
     let readAs: [String: Int]
     let logger: Logger
     private let consumerConfiguration: KafkaConsumerConfiguration
@@ -247,7 +247,8 @@ public final class ReadModel: Service, Sendable {
     /// already, else applied with its new position; then, during a replay,
     /// the switch if the rebuild has caught up.
     func handle(_ record: KafkaConsumerMessage, generation: Int) async throws {
-        let event = try EventRecords.read(record, catalog: catalog, as: EventRecords.name(of: record, catalog: catalog).flatMap { readAs[$0] })
+        let envelope = try EventRecords.envelope(of: record)
+        let event = try catalog.read(envelope, as: catalog.name(ofType: envelope.type).flatMap { readAs[$0] })
         let name = self.name
         let tables = self.tables
         let apply = self.apply

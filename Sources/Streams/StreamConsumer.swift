@@ -4,6 +4,7 @@ import Kafka
 import Logging
 import Messaging
 import Observability
+import OrderedWork
 import ServiceLifecycle
 import Synchronization
 
@@ -25,6 +26,17 @@ import Synchronization
 ///   cannot take the record, the handler is tried again in place, with a
 ///   growing pause, and the partition waits.
 ///
+/// One record at a time, or side by side (`sideBySide` > 1): up to that
+/// many records are handled at once, the ones with the same key (one
+/// order's events) one after another, in the order of their partition. Side
+/// by side is what lets a burst of records share the work that does not
+/// depend on each: their handlers' transactions share commits
+/// (`GroupCommit.shared`), as stage 4's RabbitMQ consumers' do. A
+/// partition's offset then moves only over records that are all done: it
+/// is stored up to the oldest record still being handled, never past it.
+/// A handler that keeps a position of its own per partition (a read model)
+/// needs its partition's records one at a time, so that is the default.
+///
 /// The group's membership is librdkafka's. `reposition()` moves the
 /// partitions this member owns to where `positions` says, without leaving
 /// the group (a read model starting a rebuild reads from offset 0 again).
@@ -40,6 +52,7 @@ public final class StreamConsumer: Service, Sendable {
     let deadLetters: DeadLetterTopic
     let handOver: HandOver?
     let positions: Positions?
+    let sideBySide: Int
     let logger: Logger
     private let repositionWanted = Atomic(false)
     private let joined = Flag()
@@ -53,9 +66,11 @@ public final class StreamConsumer: Service, Sendable {
     /// `configuration` is asked again at every (re)start.
     public init(
         name: String, configuration: @escaping @Sendable () async throws -> KafkaConsumerConfiguration,
-        deadLetters: DeadLetterTopic, handOver: HandOver? = nil, positions: Positions? = nil, logger: Logger, handler: @escaping Handler
+        deadLetters: DeadLetterTopic, handOver: HandOver? = nil, positions: Positions? = nil, sideBySide: Int = 1,
+        logger: Logger, handler: @escaping Handler
     ) {
         self.positions = positions
+        self.sideBySide = max(1, sideBySide)
         self.name = name
         self.configuration = configuration
         self.handler = handler
@@ -119,24 +134,59 @@ public final class StreamConsumer: Service, Sendable {
     }
 
     private func consume(_ consumer: KafkaConsumer) async throws {
+        if sideBySide > 1 { return try await consumeSideBySide(consumer) }
         for try await record in consumer.messages.cancelOnGracefulShutdown() {
             // Stopped before the record was dealt with: not committed, so
             // the group's next reader has it.
             guard await process(record) else { break }
-            // Committed after its handler's transaction: with
-            // `autoCommitStoredEvery` set, recorded now and committed with
-            // the others within the interval (a commit per record cost the
-            // broker a write each, and under load its group coordinator fell
-            // behind on heartbeats); otherwise committed now, not waited for.
-            // A commit lost in a crash means the record is read again, which
-            // is harmless.
-            do {
-                if consumer.configuration.autoCommitStoredEvery != nil {
-                    try consumer.store(record)
-                } else {
-                    try consumer.commitAsync(record)
+            do { try done(with: record, in: consumer) } catch { break }
+        }
+    }
+
+    private func consumeSideBySide(_ consumer: KafkaConsumer) async throws {
+        let lines = KeyedLines()
+        let partitions = PartitionProgress()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for try await record in consumer.messages.cancelOnGracefulShutdown() {
+                // At most `sideBySide` records at once: the next one is read
+                // when one is done, so a slow handler slows the reading too.
+                if running == sideBySide {
+                    try await group.next()
+                    running -= 1
                 }
-            } catch { break }
+                // Its place in its key's line and in its partition's
+                // progress are taken here, in the partition's order.
+                partitions.received(record)
+                // A record without a key waits for no other (the producer
+                // chose its partition freely, so it has no order to keep).
+                let turn = lines.join(record.keyString ?? "\(record.topicPartition)@\(record.offset)")
+                running += 1
+                group.addTask { [self] in
+                    await turn.wait()
+                    let handled = await process(record)
+                    turn.leave()
+                    // Stopped before it was dealt with: its partition's
+                    // offset stays before it, so the next reader has it.
+                    guard handled else { return }
+                    partitions.finished(record) { upTo in try? done(with: upTo, in: consumer) }
+                }
+            }
+        }
+    }
+
+    /// Records `record` and everything before it in its partition as
+    /// processed. Called after its handler's transaction: with
+    /// `autoCommitStoredEvery` set, recorded now and committed with the
+    /// others within the interval (a commit per record cost the broker a
+    /// write each, and under load its group coordinator fell behind on
+    /// heartbeats); otherwise committed now, not waited for. A commit lost in
+    /// a crash means the record is read again, which is harmless.
+    private func done(with record: KafkaConsumerMessage, in consumer: KafkaConsumer) throws(KafkaError) {
+        if consumer.configuration.autoCommitStoredEvery != nil {
+            try consumer.store(record)
+        } else {
+            try consumer.commitAsync(record)
         }
     }
 
@@ -212,6 +262,52 @@ public final class StreamConsumer: Service, Sendable {
         } catch {
             logger.warning("could not hand the record over for a retry", metadata: ["error": "\(error)"])
             return false
+        }
+    }
+}
+
+/// Per partition, the records being handled side by side, oldest first:
+/// which record the partition's offset may move to once one is done. It
+/// moves over a run of finished records and stops at the first one still
+/// being handled, so a crash rereads that one and the ones after it, never
+/// skips it.
+final class PartitionProgress: Sendable {
+    private struct Record {
+        let record: KafkaConsumerMessage
+        var finished = false
+    }
+
+    private let partitions = Mutex<[KafkaTopicPartition: [Record]]>([:])
+
+    func received(_ record: KafkaConsumerMessage) {
+        partitions.withLock { partitions in
+            var line = partitions[record.topicPartition] ?? []
+            // A partition read again from an earlier offset (given back by
+            // a rebalance, then assigned here again): what is still being
+            // handled from before can no longer move its offset.
+            if let last = line.last, last.record.offset >= record.offset { line.removeAll() }
+            line.append(Record(record: record))
+            partitions[record.topicPartition] = line
+        }
+    }
+
+    /// Marks `record` finished and, if the run of finished records at its
+    /// partition's head grew, calls `moveTo` with the newest of them: the
+    /// record the partition's offset may now move past. Called under the
+    /// lock, so that offsets are stored in the order they are decided here:
+    /// two records finishing at once must not store 6 after 10. Found by
+    /// offset: after a partition is read again, the earlier reading of a
+    /// record may finish its new one's entry, which is right (the record is
+    /// processed; the new reading's handler will find it so).
+    func finished(_ record: KafkaConsumerMessage, moveTo: (KafkaConsumerMessage) -> Void) {
+        partitions.withLock { partitions in
+            guard var line = partitions[record.topicPartition],
+                  let index = line.firstIndex(where: { $0.record.offset == record.offset }) else { return }
+            line[index].finished = true
+            let run = line.prefix { $0.finished }
+            if let newest = run.last?.record { moveTo(newest) }
+            line.removeFirst(run.count)
+            partitions[record.topicPartition] = line.isEmpty ? nil : line
         }
     }
 }

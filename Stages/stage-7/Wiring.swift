@@ -132,14 +132,15 @@ struct ServiceMessaging {
             handOver: { [client, topology] record, reason in
                 try await client.publish(Self.task(record, queue: group, reason: reason, topology: topology))
             },
-            logger: logger,
+            sideBySide: StageTopology.sideBySide, logger: logger,
             handler: { record in
                 // A topic carries all of its producer's events; a group
                 // reads the ones it subscribes to, as the version its code
                 // knows, and passes over the rest unread.
-                let name = EventRecords.name(of: record, catalog: EventLog.catalog)
+                let envelope = try EventRecords.envelope(of: record)
+                let name = EventLog.catalog.name(ofType: envelope.type)
                 if let name, handlers[name] == nil { return }
-                let event = try EventRecords.read(record, catalog: EventLog.catalog, as: name.flatMap { readAs[$0] })
+                let event = try EventLog.catalog.read(envelope, as: name.flatMap { readAs[$0] })
                 guard let handler = handlers[event.name] else { return }
                 // One log line per event handled, with the event's id and
                 // its story's correlation id: `grep <order id>` over the

@@ -141,6 +141,14 @@ enum StageTopology {
     /// positions) makes harmless.
     static let commitEvery: Duration = .seconds(1)
 
+    /// How many records a service's consumer handles at once: one order's
+    /// events one after another (they share a key), different orders' side
+    /// by side, so that a burst's inbox transactions share commits. As many
+    /// as stage 4's RabbitMQ consumers take at once (their prefetch). A
+    /// partition's committed offset never passes a record still being
+    /// handled, so a crash rereads, never skips (`StreamConsumer`).
+    static let sideBySide = 32
+
     /// A group's name (`inventory`), the events it reads, and whether it
     /// can be replayed: only groups that build a read model can.
     struct Group {

@@ -94,4 +94,31 @@ import Testing
         #expect(second?.time(at: 3) == 7_000)
         #expect(second?.time(at: 2) == nil)
     }
+
+    /// A consumer handling records side by side stores a partition's
+    /// offset only over a run of finished records: never past one still
+    /// being handled, each partition on its own. A partition read again
+    /// from an earlier offset (a rebalance gave it back) starts a new run.
+    @Test func aPartitionsOffsetMovesOnlyOverFinishedRecords() {
+        let progress = PartitionProgress()
+        func finished(_ record: KafkaConsumerMessage) -> KafkaConsumerMessage? {
+            var moved: KafkaConsumerMessage?
+            progress.finished(record) { moved = $0 }
+            return moved
+        }
+        func record(_ partition: Int32, _ offset: Int64) -> KafkaConsumerMessage {
+            KafkaConsumerMessage(topic: "t", partition: partition, offset: offset, key: nil, value: nil, headers: [], timestampMilliseconds: nil)
+        }
+        for offset in 0..<5 { progress.received(record(0, Int64(offset))) }
+        progress.received(record(1, 7))
+        #expect(finished(record(0, 2)) == nil, "0 and 1 are still being handled")
+        #expect(finished(record(0, 0))?.offset == 0, "0 alone: the offset may move to 1")
+        #expect(finished(record(1, 7))?.offset == 7, "partition 1 does not wait for partition 0")
+        #expect(finished(record(0, 1))?.offset == 2, "1 done, and 2 was: the offset may move to 3")
+        // Partition 0 read again from 3 while 3 and 4 are still being handled.
+        progress.received(record(0, 3))
+        #expect(finished(record(0, 4)) == nil, "4 belongs to the reading before: it moves nothing")
+        #expect(finished(record(0, 3))?.offset == 3)
+        #expect(finished(record(0, 3)) == nil, "nothing left to move over")
+    }
 }
