@@ -56,6 +56,8 @@ public final class StreamConsumer: Service, Sendable {
     let logger: Logger
     private let repositionWanted = Atomic(false)
     private let joined = Flag()
+    /// Side by side: where each partition's offset may move (see `PartitionProgress`).
+    private let progress = PartitionProgress()
 
     /// Whether this member has been given its share of the partitions
     /// (possibly none) at least once. Until then it reacts to nothing: a
@@ -96,8 +98,14 @@ public final class StreamConsumer: Service, Sendable {
             do {
                 var configuration = try await configuration()
                 let told = configuration.onRebalance
-                configuration.onRebalance = { [joined] change in
-                    if case .assigned = change { joined.set() }
+                configuration.onRebalance = { [joined, progress] change in
+                    switch change {
+                    case .assigned: joined.set()
+                    // Records of a partition given away may still be in
+                    // hand; they can no longer move its offset (the new owner
+                    // moves it), and if it comes back, it starts afresh.
+                    case .revoked(let partitions): progress.forget(partitions)
+                    }
                     told?(change)
                 }
                 let consumer = try KafkaConsumer.make(configuration: configuration, logger: logger)
@@ -145,13 +153,24 @@ public final class StreamConsumer: Service, Sendable {
 
     private func consumeSideBySide(_ consumer: KafkaConsumer) async throws {
         let lines = KeyedLines()
-        let partitions = PartitionProgress()
+        // Every record of an earlier reading is done with: start afresh
+        // (after a reposition, the partitions are read from new offsets).
+        let partitions = progress
+        partitions.reset()
+        // How far a partition is read past its oldest record still in hand
+        // (one tried again in place, say): after a crash, at most this many
+        // records are read again.
+        let ahead = sideBySide * 16
         try await withThrowingTaskGroup(of: Void.self) { group in
             var running = 0
             for try await record in consumer.messages.cancelOnGracefulShutdown() {
                 // At most `sideBySide` records at once: the next one is read
                 // when one is done, so a slow handler slows the reading too.
                 if running == sideBySide {
+                    try await group.next()
+                    running -= 1
+                }
+                while running > 0, partitions.held(record.topicPartition) >= ahead {
                     try await group.next()
                     running -= 1
                 }
@@ -164,12 +183,29 @@ public final class StreamConsumer: Service, Sendable {
                 running += 1
                 group.addTask { [self] in
                     await turn.wait()
+                    // Stopping: a record whose turn comes now is left for the
+                    // next reader, as the one before it was (handling it
+                    // would take it out of its key's order).
+                    if Self.stopping {
+                        turn.leave()
+                        return
+                    }
                     let handled = await process(record)
                     turn.leave()
                     // Stopped before it was dealt with: its partition's
                     // offset stays before it, so the next reader has it.
                     guard handled else { return }
-                    partitions.finished(record) { upTo in try? done(with: upTo, in: consumer) }
+                    partitions.finished(record) { partition, offset in
+                        do {
+                            try done(with: KafkaConsumerMessage(
+                                topic: partition.topic, partition: partition.partition, offset: offset,
+                                key: nil, value: nil, headers: [], timestampMilliseconds: nil), in: consumer)
+                        } catch {
+                            // The partition is no longer this member's, or the
+                            // consumer is closing: the next reader reads it again.
+                            logger.debug("offset not stored", metadata: ["partition": "\(partition)", "offset": "\(offset)", "error": "\(error)"])
+                        }
+                    }
                 }
             }
         }
@@ -193,7 +229,8 @@ public final class StreamConsumer: Service, Sendable {
     /// Runs the handler until the record is dealt with: processed, sent to
     /// the dead-letter topic, or handed over (true). Never gives up on a
     /// record: moving past it without one of those would lose it; only a
-    /// stop (cancellation) ends the attempts, with false.
+    /// stop (cancellation, or the service's graceful shutdown) ends the
+    /// attempts, with false, and the record is read again by the next reader.
     func process(_ record: KafkaConsumerMessage) async -> Bool {
         // A span of the trace the record carries, for every attempt at it.
         await Observability.withSpan("\(record.topic) in \(name)", ofKind: .consumer, continuing: EventRecords.traceparent(of: record)) {
@@ -215,14 +252,18 @@ public final class StreamConsumer: Service, Sendable {
                     if await deadLetter(record, reason: why) { counted("dead_lettered"); return true }
                     reason = "could not write to the dead-letter topic"
                 } else {
+                    if Self.stopping { return false }
                     reason = failure.description
                     if await handOverTask(record, reason: reason) { counted("handed_over"); return true }
                 }
             } catch {
+                // Cut short by the stop (a cancelled sleep or query): not a
+                // failure to hand over, the next reader has the record.
+                if Self.stopping { return false }
                 reason = "\(error)"
                 if await handOverTask(record, reason: reason) { counted("handed_over"); return true }
             }
-            if Task.isCancelled { return false }
+            if Self.stopping { return false }
             if attempt == 1 || attempt % 20 == 0 {
                 logger.warning("stream consumer \(name): record not processed yet; trying again", metadata: [
                     "record": "\(record.topic)[\(record.partition)]@\(record.offset)", "reason": .string(reason), "attempt": "\(attempt)"])
@@ -230,6 +271,10 @@ public final class StreamConsumer: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(min(100 * attempt, 2_000)))
         }
     }
+
+    /// Whether this member is stopping: reading is cancelled (a stop, a
+    /// reposition) or the service is shutting down.
+    private static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
 
     /// `shop_stream_records_total{group, outcome}`: records this member
     /// dealt with, by how: `handled`, `handed_over` (to its RabbitMQ queue,
@@ -266,27 +311,27 @@ public final class StreamConsumer: Service, Sendable {
     }
 }
 
-/// Per partition, the records being handled side by side, oldest first:
-/// which record the partition's offset may move to once one is done. It
-/// moves over a run of finished records and stops at the first one still
+/// Per partition, the offsets of the records being handled side by side,
+/// oldest first: how far the partition's offset may move once one is done.
+/// It moves over a run of finished records and stops at the first one still
 /// being handled, so a crash rereads that one and the ones after it, never
 /// skips it.
 final class PartitionProgress: Sendable {
-    private struct Record {
-        let record: KafkaConsumerMessage
+    private struct Entry {
+        let offset: Int64
         var finished = false
     }
 
-    private let partitions = Mutex<[KafkaTopicPartition: [Record]]>([:])
+    private let partitions = Mutex<[KafkaTopicPartition: [Entry]]>([:])
 
     func received(_ record: KafkaConsumerMessage) {
         partitions.withLock { partitions in
             var line = partitions[record.topicPartition] ?? []
-            // A partition read again from an earlier offset (given back by
-            // a rebalance, then assigned here again): what is still being
-            // handled from before can no longer move its offset.
-            if let last = line.last, last.record.offset >= record.offset { line.removeAll() }
-            line.append(Record(record: record))
+            // Read again from an earlier offset (a seek, or a rebalance
+            // that went unseen): what is still in hand from before can no
+            // longer move the offset.
+            if let last = line.last, last.offset >= record.offset { line.removeAll() }
+            line.append(Entry(offset: record.offset))
             partitions[record.topicPartition] = line
         }
     }
@@ -299,16 +344,33 @@ final class PartitionProgress: Sendable {
     /// offset: after a partition is read again, the earlier reading of a
     /// record may finish its new one's entry, which is right (the record is
     /// processed; the new reading's handler will find it so).
-    func finished(_ record: KafkaConsumerMessage, moveTo: (KafkaConsumerMessage) -> Void) {
+    func finished(_ record: KafkaConsumerMessage, moveTo: (KafkaTopicPartition, Int64) -> Void) {
         partitions.withLock { partitions in
             guard var line = partitions[record.topicPartition],
-                  let index = line.firstIndex(where: { $0.record.offset == record.offset }) else { return }
+                  let index = line.firstIndex(where: { $0.offset == record.offset }) else { return }
             line[index].finished = true
             let run = line.prefix { $0.finished }
-            if let newest = run.last?.record { moveTo(newest) }
+            if let newest = run.last { moveTo(record.topicPartition, newest.offset) }
             line.removeFirst(run.count)
             partitions[record.topicPartition] = line.isEmpty ? nil : line
         }
+    }
+
+    /// How many records of the partition are held: the oldest unfinished
+    /// one and every one read after it.
+    func held(_ partition: KafkaTopicPartition) -> Int {
+        partitions.withLock { $0[partition]?.count ?? 0 }
+    }
+
+    /// Partitions given away: nothing in hand moves their offsets any more.
+    func forget(_ given: [KafkaTopicPartition]) {
+        partitions.withLock { partitions in
+            for partition in given { partitions[partition] = nil }
+        }
+    }
+
+    func reset() {
+        partitions.withLock { $0 = [:] }
     }
 }
 

@@ -101,9 +101,12 @@ import Testing
     /// from an earlier offset (a rebalance gave it back) starts a new run.
     @Test func aPartitionsOffsetMovesOnlyOverFinishedRecords() {
         let progress = PartitionProgress()
-        func finished(_ record: KafkaConsumerMessage) -> KafkaConsumerMessage? {
-            var moved: KafkaConsumerMessage?
-            progress.finished(record) { moved = $0 }
+        func finished(_ record: KafkaConsumerMessage) -> Int64? {
+            var moved: Int64?
+            progress.finished(record) { partition, offset in
+                #expect(partition == record.topicPartition)
+                moved = offset
+            }
             return moved
         }
         func record(_ partition: Int32, _ offset: Int64) -> KafkaConsumerMessage {
@@ -112,13 +115,21 @@ import Testing
         for offset in 0..<5 { progress.received(record(0, Int64(offset))) }
         progress.received(record(1, 7))
         #expect(finished(record(0, 2)) == nil, "0 and 1 are still being handled")
-        #expect(finished(record(0, 0))?.offset == 0, "0 alone: the offset may move to 1")
-        #expect(finished(record(1, 7))?.offset == 7, "partition 1 does not wait for partition 0")
-        #expect(finished(record(0, 1))?.offset == 2, "1 done, and 2 was: the offset may move to 3")
+        #expect(finished(record(0, 0)) == 0, "0 alone: the offset may move to 1")
+        #expect(finished(record(1, 7)) == 7, "partition 1 does not wait for partition 0")
+        #expect(finished(record(0, 1)) == 2, "1 done, and 2 was: the offset may move to 3")
         // Partition 0 read again from 3 while 3 and 4 are still being handled.
         progress.received(record(0, 3))
         #expect(finished(record(0, 4)) == nil, "4 belongs to the reading before: it moves nothing")
-        #expect(finished(record(0, 3))?.offset == 3)
+        #expect(finished(record(0, 3)) == 3)
         #expect(finished(record(0, 3)) == nil, "nothing left to move over")
+        // Held: the oldest unfinished record and every one after it.
+        for offset in 5..<9 { progress.received(record(0, Int64(offset))) }
+        #expect(finished(record(0, 6)) == nil)
+        #expect(progress.held(KafkaTopicPartition(topic: "t", partition: 0)) == 4)
+        // Given away in a rebalance: records still in hand move nothing.
+        progress.forget([KafkaTopicPartition(topic: "t", partition: 0)])
+        #expect(progress.held(KafkaTopicPartition(topic: "t", partition: 0)) == 0)
+        #expect(finished(record(0, 5)) == nil)
     }
 }
